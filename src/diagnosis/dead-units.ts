@@ -1,0 +1,44 @@
+/**
+ * DEAD — dead ReLU units, measured directly.
+ *
+ * d_l = act_zero_frac of layer l (share of units that output 0 on every probe example);
+ *   when no layer carries it, d_l = bias_grad_zero_frac (share of units whose bias got no
+ *   gradient in any sampled batch of the epoch — a unit that never activates never does).
+ * Formula: fires when median_l(d_l) > dead_frac_median_max   (rule dead_units)
+ *   the output layer excluded when exclude_output_layer and more than one layer reports.
+ * Defaults: dead_frac_median_max = 0.7, exclude_output_layer = true, min_step = 1.
+ * Stage: every step. Persistence: 2. Protected: yes.
+ * Source: DESIGN §3 (DEAD); DeepDiagnosis (ICSE'22) dead >= 70 %; AUTOTRAINER dying ReLU 0.7.
+ *   Unlike DR it does not read kernel gradients, so input sparsity cannot trigger it.
+ */
+import type { Finding, RuleContext, SymptomRule } from "./rule.js";
+import { hiddenLayerColumn } from "./rule.js";
+import type { DeadUnitOptions } from "./types.js";
+import { fmt, median } from "./stats.js";
+
+export class DeadUnitRule implements SymptomRule {
+  readonly code = "DEAD" as const;
+
+  constructor(readonly options: DeadUnitOptions) {}
+
+  check(ctx: RuleContext): Finding[] {
+    const skip = this.options.exclude_output_layer;
+    let field: "act_zero_frac" | "bias_grad_zero_frac" = "act_zero_frac";
+    let d = hiddenLayerColumn(ctx.payload, field, skip).values;
+    if (d.length === 0) {
+      field = "bias_grad_zero_frac";
+      d = hiddenLayerColumn(ctx.payload, field, skip).values;
+    }
+    if (d.length === 0) return [];
+    const dm = median(d);
+    const limit = this.options.dead_frac_median_max;
+    if (!(dm > limit)) return [];
+    return [
+      {
+        rule: "dead_units",
+        message: `a median ${fmt(dm * 100)} % of units are dead (${field}, limit ${fmt(limit * 100)} %)`,
+        evidence: { indicator: `median(${field})`, value: dm, threshold: limit },
+      },
+    ];
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The diagnosis engine of one study: payloads and trial ends in, verdicts out.
+ *
+ * Pure and deterministic: no I/O, no clock, no randomness. The same stream of
+ * events always yields the same verdicts, so the service can rebuild its state by
+ * replaying what it stored, and `bttackler replay` gives the service's answers.
+ *
+ * Per payload, in this order:
+ *  1. a step already answered returns the stored verdict (idempotent re-delivery);
+ *     a trial already stopped answers stop again without further diagnosis;
+ *  2. protection: the trial's protection metric is compared with the cohort at its
+ *     step (other trials only), then added to that cohort; once protected, always;
+ *  3. every enabled rule whose stage window and min_step admit the step is checked;
+ *     NF first, and when NF fires no other rule is checked;
+ *  4. a family detected at this step counts one more consecutive detection (any
+ *     check without detection resets it); it stops the trial when the count reaches
+ *     its persistence, unless the rule is protectable and the trial protected.
+ */
+import { Cohort } from "./cohort.js";
+import { EngineInputError } from "./errors.js";
+import type { RuleContext, Series, SymptomRule } from "./rule.js";
+import { inStage } from "./rule.js";
+import { createRules } from "./rules.js";
+import { finite } from "./stats.js";
+import type { PayloadV1, StudyConfig, Symptom, SymptomCode, TrialEndState, Verdict } from "./types.js";
+
+interface MutableSeries {
+  steps: number[];
+  values: number[];
+}
+
+const EMPTY_SERIES: Series = { steps: [], values: [] };
+
+class TrialState {
+  lastStep = -1;
+  maxSteps: number | undefined;
+  protected = false;
+  stop: Verdict | undefined;
+  ended: TrialEndState | undefined;
+  readonly series = new Map<string, MutableSeries>();
+  readonly streak = new Map<SymptomCode, number>();
+  readonly verdicts = new Map<number, Verdict>();
+
+  record(step: number, metrics: PayloadV1["metrics"]): void {
+    for (const [name, raw] of Object.entries(metrics ?? {})) {
+      const v = finite(raw);
+      if (v === undefined) continue;
+      let s = this.series.get(name);
+      if (s === undefined) {
+        s = { steps: [], values: [] };
+        this.series.set(name, s);
+      }
+      s.steps.push(step);
+      s.values.push(v);
+    }
+  }
+}
+
+export interface TrialSummary {
+  trial: string;
+  last_step: number;
+  protected: boolean;
+  stopped_at?: number;
+  reason?: string;
+  ended?: TrialEndState;
+}
+
+export class DiagnosisEngine {
+  private readonly rules: SymptomRule[];
+  private readonly cohort: Cohort;
+  private readonly trials = new Map<string, TrialState>();
+
+  constructor(readonly config: StudyConfig) {
+    this.rules = createRules(config.rules);
+    this.cohort = new Cohort(config.protection);
+  }
+
+  /** Diagnoses one payload of a trial. Throws EngineInputError, changing nothing, for an out-of-order step or an ended trial. */
+  report(trialId: string, payload: PayloadV1): Verdict {
+    const step = payload.step;
+    if (!Number.isInteger(step) || step < 0) {
+      throw new EngineInputError(`step must be an integer >= 0, got ${String(step)}`);
+    }
+    const trial = this.trials.get(trialId) ?? new TrialState();
+    const known = trial.verdicts.get(step);
+    if (known !== undefined) return known;
+    if (trial.ended !== undefined) {
+      throw new EngineInputError(`trial ${trialId} already ended (${trial.ended}); step ${step} is not accepted`);
+    }
+    if (step < trial.lastStep) {
+      throw new EngineInputError(
+        `step ${step} of trial ${trialId} arrives after step ${trial.lastStep}; steps must increase`,
+      );
+    }
+    this.trials.set(trialId, trial);
+    trial.lastStep = step;
+    if (payload.max_steps !== undefined) trial.maxSteps = payload.max_steps;
+
+    const verdict = trial.stop ? this.afterStop(trialId, step, trial.stop) : this.diagnose(trialId, trial, payload);
+    trial.verdicts.set(step, verdict);
+    return verdict;
+  }
+
+  /** Records the end of a trial; later payloads of it are refused. Ending twice keeps the first state. */
+  end(trialId: string, state: TrialEndState): void {
+    const trial = this.trials.get(trialId) ?? new TrialState();
+    this.trials.set(trialId, trial);
+    trial.ended ??= state;
+  }
+
+  /** The verdicts of a trial in step order. */
+  history(trialId: string): Verdict[] {
+    const trial = this.trials.get(trialId);
+    if (trial === undefined) return [];
+    return [...trial.verdicts.values()].sort((a, b) => a.step - b.step);
+  }
+
+  trialSummaries(): TrialSummary[] {
+    return [...this.trials].map(([trial, t]) => ({
+      trial,
+      last_step: t.lastStep,
+      protected: t.protected,
+      ...(t.stop ? { stopped_at: t.stop.step, reason: t.stop.reason as string } : {}),
+      ...(t.ended ? { ended: t.ended } : {}),
+    }));
+  }
+
+  private afterStop(trialId: string, step: number, stop: Verdict): Verdict {
+    return {
+      trial: trialId,
+      step,
+      stop: true,
+      protected: stop.protected,
+      symptoms: [],
+      reason: `already stopped at step ${stop.step}: ${stop.reason ?? ""}`,
+      stopped_at: stop.step,
+    };
+  }
+
+  private diagnose(trialId: string, trial: TrialState, payload: PayloadV1): Verdict {
+    const step = payload.step;
+    this.protect(trial, payload);
+    trial.record(step, payload.metrics);
+
+    const maxSteps = trial.maxSteps ?? this.config.max_steps ?? undefined;
+    const ctx: RuleContext = {
+      step,
+      maxSteps,
+      payload,
+      series: (metric) => trial.series.get(metric) ?? EMPTY_SERIES,
+    };
+
+    const symptoms: Symptom[] = [];
+    let nonFinite = false;
+    for (const rule of this.rules) {
+      const o = rule.options;
+      const applies = !nonFinite && step >= o.min_step && inStage(o.stage, step, maxSteps);
+      const findings = applies ? rule.check(ctx) : [];
+      if (findings.length === 0) {
+        trial.streak.set(rule.code, 0);
+        continue;
+      }
+      if (rule.code === "NF") nonFinite = true;
+      const count = (trial.streak.get(rule.code) ?? 0) + 1;
+      trial.streak.set(rule.code, count);
+      const action =
+        count < o.persistence ? "watch" : o.protectable && trial.protected ? "protected" : "stop";
+      for (const f of findings) {
+        symptoms.push({ code: rule.code, rule: f.rule, message: f.message, evidence: f.evidence, action, count, persistence: o.persistence });
+      }
+    }
+
+    const stopping = symptoms.filter((s) => s.action === "stop");
+    const verdict: Verdict = { trial: trialId, step, stop: stopping.length > 0, protected: trial.protected, symptoms };
+    if (verdict.stop) {
+      verdict.reason = stopping.map((s) => `${s.code} ${s.rule}: ${s.message}`).join("; ");
+      verdict.stopped_at = step;
+      trial.stop = verdict;
+    }
+    return verdict;
+  }
+
+  private protect(trial: TrialState, payload: PayloadV1): void {
+    const p = this.config.protection;
+    if (!p.enabled) return;
+    const value = finite(payload.metrics?.[p.metric]);
+    if (value === undefined) return;
+    if (!trial.protected && this.cohort.qualifies(payload.step, value)) trial.protected = true;
+    this.cohort.add(payload.step, value);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * What a symptom rule sees and returns.
+ *
+ * A rule is a pure function of the current payload and the trial's own history.
+ * Enabling, stage windows, `min_step`, persistence and cohort protection are
+ * applied by the engine around every rule in the same way, so a rule file holds
+ * only its formula.
+ */
+import type { Evidence, LayerIndicators, PayloadV1, RuleOptions, SymptomCode } from "./types.js";
+import { finite } from "./stats.js";
+
+/** One condition of a family that holds at this step. */
+export interface Finding {
+  rule: string;
+  message: string;
+  evidence: Evidence;
+}
+
+/** The finite values of one metric, in step order, up to and including the current step. */
+export interface Series {
+  readonly steps: readonly number[];
+  readonly values: readonly number[];
+}
+
+export interface RuleContext {
+  readonly step: number;
+  /** Planned steps, or undefined when neither the payload nor the config says. */
+  readonly maxSteps: number | undefined;
+  readonly payload: PayloadV1;
+  /** Finite values reported so far for a metric (current step included). */
+  series(metric: string): Series;
+}
+
+export interface SymptomRule {
+  readonly code: SymptomCode;
+  readonly options: RuleOptions;
+  /** The findings that hold at this step; empty when healthy or when the inputs are missing. */
+  check(ctx: RuleContext): Finding[];
+}
+
+/** The finite values of one layer field, with the layer names, in input-to-output order. */
+export interface LayerColumn {
+  values: number[];
+  names: string[];
+}
+
+export type LayerField = Exclude<keyof LayerIndicators, "name">;
+
+export function layerName(layer: LayerIndicators, index: number): string {
+  return layer.name ?? `layer[${index}]`;
+}
+
+/**
+ * Collects a field over the payload's layers, skipping layers that do not carry
+ * it (or carry a non-finite value, which is the NF rule's business).
+ * `skipFirst` / `skipLast` drop the input-side / output-side layer before collecting.
+ */
+export function layerColumn(
+  payload: PayloadV1,
+  field: LayerField,
+  opts: { skipFirst?: boolean; skipLast?: boolean } = {},
+): LayerColumn {
+  const layers = payload.layers ?? [];
+  const from = opts.skipFirst ? 1 : 0;
+  const to = opts.skipLast ? layers.length - 1 : layers.length;
+  const values: number[] = [];
+  const names: string[] = [];
+  for (let i = from; i < to; i++) {
+    const layer = layers[i] as LayerIndicators;
+    const v = finite(layer[field]);
+    if (v !== undefined) {
+      values.push(v);
+      names.push(layerName(layer, i));
+    }
+  }
+  return { values, names };
+}
+
+/** The first step at or after a fraction of the run: floor(frac * maxSteps), as the reference's `max_epoch // 2`. */
+export function stepAt(frac: number, maxSteps: number): number {
+  return Math.floor(frac * maxSteps);
+}
+
+/**
+ * Whether a step lies in a stage window. A window covering the whole run applies
+ * even when max_steps is unknown; any other window needs max_steps.
+ */
+export function inStage(window: { start: number; end: number }, step: number, maxSteps: number | undefined): boolean {
+  if (window.start <= 0 && window.end >= 1) return true;
+  if (maxSteps === undefined) return false;
+  if (step < stepAt(window.start, maxSteps)) return false;
+  return window.end >= 1 || step < stepAt(window.end, maxSteps);
+}
+
+/**
+ * `layerColumn` without the output layer: when `excludeOutput` is set, the payload's
+ * last layer carries the field and at least one other layer does too, the last value is dropped.
+ */
+export function hiddenLayerColumn(payload: PayloadV1, field: LayerField, excludeOutput: boolean): LayerColumn {
+  const column = layerColumn(payload, field);
+  const layers = payload.layers ?? [];
+  const last = layers[layers.length - 1];
+  if (excludeOutput && column.values.length >= 2 && last !== undefined && finite(last[field]) !== undefined) {
+    column.values.pop();
+    column.names.pop();
+  }
+  return column;
+}

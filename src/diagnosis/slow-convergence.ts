@@ -1,0 +1,63 @@
+/**
+ * SC — slow convergence.
+ *
+ * Early (step < floor(late_start * max_steps)), on the train loss curve L so far:
+ *   fires when |L| >= early_min_points and CV(L) < early_cv_min            (rule flat_curve)
+ * Late (step >= floor(late_start * max_steps)), separately for the train and the val
+ *   loss curve L (|L| >= late_min_points), split at h = floor(|L| / 2):
+ *   fires when CV(L[h:]) > CV(L[:h])                                       (rule late_cv_rising)
+ * CV = std / mean (population std); a curve with a non-positive mean has no CV and is skipped.
+ * Defaults: early_cv_min = 1e-4 (p_sc1), early_min_points = 3, late_min_points = 6
+ *   (the reference's window), late_start = 0.5.
+ * Stage: whole run, split at late_start (needs max_steps). Persistence: 2. Protected: yes.
+ * Source: BTTackler reference (sc_rule_early, sc_rule_late_train, sc_rule_late_val).
+ * Differences from the reference: a detection must persist for 2 consecutive checks.
+ */
+import type { Finding, RuleContext, SymptomRule } from "./rule.js";
+import { stepAt } from "./rule.js";
+import type { SlowConvergenceOptions } from "./types.js";
+import { cv, fmt } from "./stats.js";
+
+export class SlowConvergenceRule implements SymptomRule {
+  readonly code = "SC" as const;
+
+  constructor(readonly options: SlowConvergenceOptions) {}
+
+  check(ctx: RuleContext): Finding[] {
+    if (ctx.maxSteps === undefined) return [];
+    const o = this.options;
+    if (ctx.step < stepAt(o.late_start, ctx.maxSteps)) return this.early(ctx);
+    return [o.metric, o.val_metric].flatMap((metric) => this.late(ctx, metric));
+  }
+
+  private early(ctx: RuleContext): Finding[] {
+    const o = this.options;
+    const values = ctx.series(o.metric).values;
+    if (values.length < o.early_min_points) return [];
+    const c = cv(values);
+    if (c === undefined || !(c < o.early_cv_min)) return [];
+    return [
+      {
+        rule: "flat_curve",
+        message: `${o.metric} has not moved: CV ${fmt(c)} over ${values.length} steps (limit ${fmt(o.early_cv_min)})`,
+        evidence: { indicator: `cv(${o.metric})`, value: c, threshold: o.early_cv_min },
+      },
+    ];
+  }
+
+  private late(ctx: RuleContext, metric: string): Finding[] {
+    const values = ctx.series(metric).values;
+    if (values.length < this.options.late_min_points) return [];
+    const h = Math.floor(values.length / 2);
+    const ahead = cv(values.slice(0, h));
+    const recent = cv(values.slice(h));
+    if (ahead === undefined || recent === undefined || !(recent > ahead)) return [];
+    return [
+      {
+        rule: "late_cv_rising",
+        message: `${metric} varies more in the second half of its curve (CV ${fmt(recent)}) than in the first (CV ${fmt(ahead)})`,
+        evidence: { indicator: `cv(${metric} second half)`, value: recent, threshold: ahead },
+      },
+    ];
+  }
+}

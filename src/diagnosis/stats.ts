@@ -1,0 +1,107 @@
+/**
+ * Small numeric helpers for the rules. Pure functions over finite numbers.
+ * Conventions follow NumPy's defaults so that figures match the reference code:
+ * population standard deviation (ddof = 0), linear-interpolation percentiles,
+ * least-squares slope as `np.polyfit(x, y, 1)[0]`.
+ */
+
+/** True for null, undefined-free non-finite numbers (NaN, ±Infinity). */
+export function isNonFinite(x: unknown): boolean {
+  return x === null || (typeof x === "number" && !Number.isFinite(x));
+}
+
+/** The value when it is a finite number, otherwise undefined. */
+export function finite(x: unknown): number | undefined {
+  return typeof x === "number" && Number.isFinite(x) ? x : undefined;
+}
+
+export function mean(xs: readonly number[]): number {
+  let s = 0;
+  for (const x of xs) s += x;
+  return s / xs.length;
+}
+
+/** Population standard deviation (ddof = 0). */
+export function std(xs: readonly number[]): number {
+  const m = mean(xs);
+  let s = 0;
+  for (const x of xs) s += (x - m) * (x - m);
+  return Math.sqrt(s / xs.length);
+}
+
+/** Coefficient of variation std/mean; undefined when the mean is not positive (CV is meaningless there). */
+export function cv(xs: readonly number[]): number | undefined {
+  if (xs.length === 0) return undefined;
+  const m = mean(xs);
+  if (!(m > 0)) return undefined;
+  return std(xs) / m;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  const mid = n >> 1;
+  return n % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** Least-squares slope of ys against 0, 1, 2, ... */
+export function slope(ys: readonly number[]): number {
+  const n = ys.length;
+  if (n < 2) return 0;
+  const xm = (n - 1) / 2;
+  const ym = mean(ys);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = i - xm;
+    num += dx * ((ys[i] as number) - ym);
+    den += dx * dx;
+  }
+  return num / den;
+}
+
+/** NumPy-style linear-interpolation percentile (p in [0, 100]) of an ascending array. */
+export function percentileOfSorted(sorted: readonly number[], p: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  const pos = ((n - 1) * p) / 100;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  const a = sorted[lo] as number;
+  const b = sorted[hi] as number;
+  return a + (b - a) * (pos - lo);
+}
+
+/** Insert x into an ascending array, keeping it sorted (binary search). */
+export function insertSorted(sorted: number[], x: number): void {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as number) <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  sorted.splice(lo, 0, x);
+}
+
+/** Format a number for messages: short, but exact enough to compare against a threshold. */
+export function fmt(x: number | null | undefined): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return String(x ?? "non-finite");
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  return a >= 1e4 || a < 1e-3 ? x.toExponential(3) : String(Number(x.toPrecision(4)));
+}
+
+/**
+ * Quotients q_i = x_i / x_{i+1} of neighbouring values (input side first), for the
+ * pairs whose denominator is positive. A zero denominator is a vanishing-gradient
+ * signal, reported by that rule, so it yields no quotient here.
+ */
+export function adjacentRatios(xs: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let i = 0; i + 1 < xs.length; i++) {
+    const den = xs[i + 1] as number;
+    if (den > 0) out.push((xs[i] as number) / den);
+  }
+  return out;
+}

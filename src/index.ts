@@ -1,0 +1,13 @@
+/** Public API of the bttackler package. */
+export * from "./diagnosis/index.js";
+export { parseJson, replaceNonFiniteTokens, nonFiniteToNull, JsonSyntaxError } from "./schema/json.js";
+export {
+  validatePayload,
+  validateReplayEvent,
+  resolveConfig,
+  defaultConfig,
+  formatIssue,
+  ValidationError,
+  type ValidationIssue,
+  type ReplayEvent,
+} from "./schema/validate.js";
