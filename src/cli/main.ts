@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/** The `bttackler` command line. */
+import { readFileSync } from "node:fs";
+import { REPLAY_HELP, replayCommand } from "./replay.js";
+import { UsageError } from "./usage.js";
+
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+const HELP = `bttackler ${VERSION} — diagnosis-based early stopping for hyperparameter optimization
+
+Usage: bttackler <command> [options]
+
+Commands:
+  replay [--config FILE] [FILE]   diagnose a JSON-lines event stream, one verdict line per payload
+
+Options:
+  -h, --help       show this help (bttackler <command> --help for a command)
+  -v, --version    print the version
+
+Docs: docs/payload.md (what trials report), docs/symptoms.md (what is diagnosed),
+docs/configuration.md (thresholds and switches).
+`;
+
+interface Command {
+  help: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
+const COMMANDS: Record<string, Command> = {
+  replay: { help: REPLAY_HELP, run: (argv) => replayCommand(argv, io) },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "-h" || name === "--help" || name === "help") {
+    const topic = name === "help" && rest[0] !== undefined ? COMMANDS[rest[0]] : undefined;
+    process.stdout.write(topic ? topic.help : HELP);
+    return 0;
+  }
+  if (name === "-v" || name === "--version") {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)}; run bttackler --help`);
+  return command.run(rest);
+}
+
+// A reader that goes away (e.g. `| head`) is not an error of ours.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(`bttackler: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (!usage && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

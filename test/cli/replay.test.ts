@@ -1,0 +1,199 @@
+/**
+ * `bttackler replay` through a real child process: the built CLI (npm test builds first).
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+
+const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(args: string[], input = ""): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args]);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+
+function lines(text: string): Record<string, unknown>[] {
+  return text
+    .split("\n")
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const ev = (trial: string, payload: Record<string, unknown>, study = "s"): string =>
+  JSON.stringify({ study, trial, payload });
+
+/** A healthy 10-layer payload: loss falling, sane gradients. */
+function healthy(step: number): Record<string, unknown> {
+  const loss = 2.3 * Math.exp(-0.3 * step) + 0.1;
+  return {
+    step,
+    max_steps: 20,
+    metrics: { train_loss: loss, val_loss: loss * 1.1, train_acc: 1 - loss / 2.4, val_acc: 1 - loss / 2.3 },
+    layers: Array.from({ length: 10 }, (_, i) => ({
+      name: `dense_${i}`,
+      grad_abs_mean: 1e-3 * (1 + 0.1 * i),
+      grad_zero_frac: 0.05,
+      grad_abs_max: 0.05,
+      weight_abs_mean: 0.05,
+      update_ratio: 0.05,
+    })),
+    non_finite: false,
+    seconds: 1.5,
+  };
+}
+
+let child: ChildProcessWithoutNullStreams | undefined;
+afterEach(() => {
+  child?.kill();
+  child = undefined;
+});
+
+describe("bttackler replay (child process)", () => {
+  it("answers each payload before the next one is written (interleaved write/read)", async () => {
+    child = spawn(process.execPath, [CLI, "replay"]);
+    const proc = child;
+    const pending: ((line: string) => void)[] = [];
+    const ready: string[] = [];
+    let partial = "";
+    proc.stdout.on("data", (d: Buffer) => {
+      partial += d.toString();
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        const waiter = pending.shift();
+        if (waiter) waiter(line);
+        else ready.push(line);
+      }
+    });
+    const next = (): Promise<string> =>
+      ready.length > 0 ? Promise.resolve(ready.shift() as string) : new Promise((resolve) => pending.push(resolve));
+
+    for (let step = 0; step < 5; step++) {
+      const payload = healthy(step);
+      if (step === 4) (payload.metrics as Record<string, unknown>).train_loss = null;
+      proc.stdin.write(`${ev("t1", payload)}\n`);
+      const verdict = JSON.parse(await next()) as Record<string, unknown>;
+      expect(verdict.step).toBe(step);
+      expect(verdict.trial).toBe("t1");
+      expect(verdict.stop).toBe(step === 4);
+    }
+    proc.stdin.end();
+    const code = await new Promise((resolve) => proc.on("close", resolve));
+    expect(code).toBe(0);
+  });
+
+  it("stops a trial that turns non-finite at that step with NF, and never stops a healthy one", async () => {
+    const input: string[] = [];
+    for (let step = 0; step < 20; step++) {
+      input.push(ev("healthy", healthy(step)));
+      const sick = healthy(step);
+      if (step >= 7) sick.metrics = { train_loss: "NaN" };
+      input.push(ev("sick", sick).replace('"NaN"', "NaN"));
+    }
+    const r = await run(["replay"], `${input.join("\n")}\n`);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const out = lines(r.stdout);
+    expect(out).toHaveLength(40);
+    expect(out.filter((v) => v.trial === "healthy").every((v) => v.stop === false)).toBe(true);
+    const sick = out.filter((v) => v.trial === "sick");
+    expect(sick.findIndex((v) => v.stop === true)).toBe(7);
+    const symptoms = sick[7]?.symptoms as { code: string; action: string }[];
+    expect(symptoms.map((s) => s.code)).toEqual(["NF"]);
+    expect(symptoms[0]?.action).toBe("stop");
+  });
+
+  it("accepts Infinity and -Infinity tokens, reads a FILE argument and a --config", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bttackler-replay-"));
+    const events = join(dir, "events.jsonl");
+    writeFileSync(
+      events,
+      [
+        ev("a", { step: 0, metrics: { train_loss: 1, score: 2 } }),
+        '{"study":"s","trial":"a","payload":{"step":1,"metrics":{"train_loss":0.9,"score":Infinity}}}',
+        '{"study":"s","trial":"b","payload":{"step":0,"metrics":{"train_loss":-Infinity}}}',
+      ].join("\n"),
+    );
+    const config = join(dir, "config.json");
+    writeFileSync(config, JSON.stringify({ rules: { NF: { ignore_metrics: ["score"] } } }));
+    const r = await run(["replay", "--config", config, events]);
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).map((v) => [v.trial, v.step, v.stop])).toEqual([
+      ["a", 0, false],
+      ["a", 1, false],
+      ["b", 0, true],
+    ]);
+  });
+
+  it("reports malformed lines on stderr with their line numbers, goes on, and exits non-zero", async () => {
+    const input = [
+      ev("a", { step: 0, metrics: { train_loss: 1 } }),
+      "{not json",
+      JSON.stringify({ study: "s", trial: "a", payload: { step: "one" } }),
+      "",
+      JSON.stringify({ study: "s", trial: "a" }),
+      ev("a", { step: 1, metrics: { train_loss: 0.8 } }),
+      ev("a", { step: 0, metrics: { train_loss: 0.8 } }).replace('"step":0', '"step":0,"extra":1'),
+    ].join("\n");
+    const r = await run(["replay"], input);
+    expect(r.code).toBe(1);
+    const err = r.stderr.trim().split("\n");
+    expect(err).toHaveLength(4);
+    expect(err[0]).toMatch(/^bttackler replay: line 2: invalid JSON/);
+    expect(err[1]).toContain("line 3: event.payload.step: got \"one\", expected an integer");
+    expect(err[2]).toContain("line 5: event: got");
+    expect(err[2]).toContain("exactly one of the fields payload and end");
+    expect(err[3]).toContain("line 7: event.payload.extra: got 1, expected no such field");
+    const out = lines(r.stdout);
+    expect(out.map((v) => v.line ?? `step ${String(v.step)}`)).toEqual(["step 0", 2, 3, 5, "step 1", 7]);
+  });
+
+  it("rejects an oversized line without reading it whole and goes on", async () => {
+    const big = ev("a", { step: 0, metrics: { train_loss: 1, pad: 1 } }).replace('"pad":1', `"pad":1${" ".repeat(5000)}`);
+    const r = await run(["replay", "--max-line-bytes", "1000"], `${big}\n${ev("a", { step: 0, metrics: { train_loss: 1 } })}\n`);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/line 1: line of \d+ characters exceeds --max-line-bytes 1000/);
+    expect(lines(r.stdout).map((v) => v.line ?? v.step)).toEqual([1, 0]);
+  });
+
+  it("prints help for the program and for replay, and exits 2 on a usage error", async () => {
+    const top = await run(["--help"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toContain("replay");
+    const sub = await run(["replay", "--help"]);
+    expect(sub.code).toBe(0);
+    expect(sub.stdout).toContain("--config FILE");
+    const bad = await run(["nonsense"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unknown command "nonsense"');
+    const badConfig = await run(["replay", "--config", "/nonexistent/config.json"]);
+    expect(badConfig.code).toBe(2);
+  });
+
+  it("refuses a config with an unknown field, naming it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bttackler-replay-"));
+    const config = join(dir, "config.json");
+    writeFileSync(config, JSON.stringify({ rules: { EG: { grad_median_maxx: 5 } } }));
+    const r = await run(["replay", "--config", config], "");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("config.rules.EG.grad_median_maxx");
+  });
+});
