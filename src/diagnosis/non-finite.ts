@@ -53,7 +53,7 @@ export class NonFiniteRule implements SymptomRule {
       const names = badMetrics.map(([name]) => name).join(", ");
       findings.push({
         rule: "non_finite_metric",
-        message: `metric ${names} is not finite`,
+        message: badMetrics.length === 1 ? `metric ${names} is not finite` : `metrics ${names} are not finite`,
         evidence: { indicator: first[0], value: null, threshold: 0 },
       });
     }

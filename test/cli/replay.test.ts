@@ -174,6 +174,21 @@ describe("bttackler replay (child process)", () => {
     expect(lines(r.stdout).map((v) => v.line ?? v.step)).toEqual([1, 0]);
   });
 
+  it("diagnoses the example in docs/examples/replay as the README says", async () => {
+    const example = fileURLToPath(new URL("../../docs/examples/replay/events.jsonl", import.meta.url));
+    const r = await run(["replay", example]);
+    expect(r.code).toBe(0);
+    const firstStop = new Map<string, string>();
+    for (const v of lines(r.stdout)) {
+      const trial = v.trial as string;
+      if (v.stop === true && !firstStop.has(trial)) {
+        const codes = (v.symptoms as { code: string }[]).map((s) => s.code);
+        firstStop.set(trial, `${String(v.step)} ${[...new Set(codes)].join(",")}`);
+      }
+    }
+    expect(Object.fromEntries(firstStop)).toEqual({ vanishing: "1 VG", exploding: "3 EG", "nan-loss": "5 NF" });
+  });
+
   it("prints help for the program and for replay, and exits 2 on a usage error", async () => {
     const top = await run(["--help"]);
     expect(top.code).toBe(0);
