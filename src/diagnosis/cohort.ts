@@ -7,7 +7,8 @@
  * maximize: protected when value >= P_(100-p)(cohort at step)
  * P = NumPy linear-interpolation percentile; needs at least `min_cohort` values.
  * The cohort at a step holds every finite value reported at that step before the
- * current report, from every trial of the study (running, stopped or ended).
+ * current report, from every trial of the study (running, stopped or ended); a
+ * trial's payloads after its stop are not diagnosed and do not enter the cohort.
  */
 import type { ProtectionConfig } from "./types.js";
 import { insertSorted, percentileOfSorted } from "./stats.js";

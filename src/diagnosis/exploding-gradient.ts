@@ -10,8 +10,9 @@
  * Source: BTTackler reference (eg_rule1, eg_rule2); AUTOTRAINER (ICSE'21) uses a
  *   first/last gradient ratio > 70 for the same family.
  * Differences from the reference: non-finite gradients belong to NF, which really
- *   detects them. An infinite quotient (a layer whose neighbour has g = 0) is a
- *   vanishing signal and is reported by VG, not counted here as explosion.
+ *   detects them. A quotient with a zero denominator (a layer whose neighbour has
+ *   g = 0) is a vanishing signal, left to VG's zero_layer_grad (first half only);
+ *   it is not counted here as explosion, and the other quotients still are.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
 import { layerColumn } from "./rule.js";

@@ -128,7 +128,7 @@ export interface Verdict {
 
 export type Direction = "minimize" | "maximize";
 
-/** Fractions of max_steps: a rule applies when start*max_steps <= step < end*max_steps (end = 1 includes overruns). */
+/** Fractions of max_steps: a rule applies when floor(start*max_steps) <= step < floor(end*max_steps) (end = 1 includes overruns). */
 export interface StageWindow {
   start: number;
   end: number;
