@@ -2,6 +2,7 @@
 /** The `bttackler` command line. */
 import { readFileSync } from "node:fs";
 import { REPLAY_HELP, replayCommand } from "./replay.js";
+import { SERVE_HELP, serveCommand } from "./serve.js";
 import { UsageError } from "./usage.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -12,13 +13,14 @@ Usage: bttackler <command> [options]
 
 Commands:
   replay [--config FILE] [FILE]   diagnose a JSON-lines event stream, one verdict line per payload
+  serve [--port P] [--db PATH]    run the diagnosis service (JSON-RPC 2.0 over WebSocket or --stdio)
 
 Options:
   -h, --help       show this help (bttackler <command> --help for a command)
   -v, --version    print the version
 
 Docs: docs/payload.md (what trials report), docs/symptoms.md (what is diagnosed),
-docs/configuration.md (thresholds and switches).
+docs/configuration.md (thresholds and switches), docs/protocol.md (the service).
 `;
 
 interface Command {
@@ -29,6 +31,7 @@ interface Command {
 const io = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
 const COMMANDS: Record<string, Command> = {
   replay: { help: REPLAY_HELP, run: (argv) => replayCommand(argv, io) },
+  serve: { help: SERVE_HELP, run: (argv) => serveCommand(argv, VERSION) },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -5,7 +5,7 @@ import { parseArgs } from "node:util";
 import { Replayer } from "../replay/replayer.js";
 import { parseJson } from "../schema/json.js";
 import { resolveConfig } from "../schema/validate.js";
-import { readLines } from "./lines.js";
+import { readLines } from "../io/lines.js";
 import { UsageError } from "./usage.js";
 
 export const REPLAY_HELP = `Usage: bttackler replay [--config FILE] [--max-line-bytes N] [FILE]

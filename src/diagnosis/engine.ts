@@ -12,8 +12,9 @@
  *     step (other trials only), then added to that cohort; once protected, always;
  *  3. every enabled rule whose stage window and min_step admit the step is checked;
  *     NF first, and when NF fires no other rule is checked;
- *  4. a family detected at this step counts one more consecutive detection (any
- *     check without detection resets it); it stops the trial when the count reaches
+ *  4. a family detected at this step counts one more consecutive detection; a step
+ *     where it is not detected (healthy, inputs missing, outside its stage or
+ *     min_step, or skipped after NF) resets the count; it stops the trial when the count reaches
  *     its persistence, unless the rule is protectable and the trial protected.
  */
 import { Cohort } from "./cohort.js";
@@ -106,6 +107,18 @@ export class DiagnosisEngine {
     const trial = this.trials.get(trialId) ?? new TrialState();
     this.trials.set(trialId, trial);
     trial.ended ??= state;
+  }
+
+  /** Whether a verdict for this step of the trial exists (a new report of it would be a re-delivery). */
+  has(trialId: string, step: number): boolean {
+    return this.trials.get(trialId)?.verdicts.has(step) ?? false;
+  }
+
+  /** The verdict of a trial at a step, or at its latest step when `step` is undefined. */
+  verdict(trialId: string, step?: number): Verdict | undefined {
+    const trial = this.trials.get(trialId);
+    if (trial === undefined) return undefined;
+    return trial.verdicts.get(step ?? trial.lastStep);
   }
 
   /** The verdicts of a trial in step order. */

@@ -17,6 +17,10 @@ function loadSchema(file: string): Record<string, unknown> {
 export const payloadSchema = loadSchema("payload.v1.json");
 export const configSchema = loadSchema("config.v1.json");
 export const replayEventSchema = loadSchema("replay-event.v1.json");
+export const rpcSchema = loadSchema("rpc.v1.json");
+
+/** The service's method names, as schemas/rpc.v1.json defines them. */
+export const RPC_METHODS: readonly string[] = Object.keys(rpcSchema.definitions as Record<string, unknown>);
 
 /** One thing wrong with a document. `path` is dotted, e.g. `payload.layers[0].grad_abs_mean`. */
 export interface ValidationIssue {
@@ -44,6 +48,7 @@ function preview(value: unknown): string {
 
 const strictAjv = new Ajv({ allErrors: true, verbose: true, strict: true });
 strictAjv.addSchema(payloadSchema);
+strictAjv.addSchema(rpcSchema);
 const checkPayload = strictAjv.compile(payloadSchema);
 const checkEvent = strictAjv.compile(replayEventSchema);
 const defaultingAjv = new Ajv({ allErrors: true, verbose: true, strict: true, useDefaults: true });
@@ -131,6 +136,16 @@ function check<T>(validate: ValidateFunction, root: string, value: unknown): T {
  */
 export function validatePayload(value: unknown, root = "payload"): PayloadV1 {
   return check<PayloadV1>(checkPayload, root, nonFiniteToNull(value));
+}
+
+/**
+ * Validates the params of a service method (schemas/rpc.v1.json); absent params
+ * count as `{}`. Non-finite numbers become null. Returns a clean copy.
+ */
+export function validateRpcParams<T>(method: string, params: unknown): T {
+  const validate = strictAjv.getSchema(`urn:bttackler:schema:rpc.v1#/definitions/${method}`);
+  if (validate === undefined) throw new Error(`no schema for method ${method}`);
+  return check<T>(validate, "params", nonFiniteToNull(params ?? {}));
 }
 
 export type ReplayEvent =

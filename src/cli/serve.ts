@@ -1,0 +1,111 @@
+/** `bttackler serve`: the diagnosis service over WebSocket (default) or stdio. */
+import { parseArgs } from "node:util";
+import type { Log } from "../protocol/log.js";
+import { createLogger, type LogLevel } from "../service/logger.js";
+import {
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_PORT,
+  ServiceStartError,
+  runStdioService,
+  startWsService,
+} from "../service/service.js";
+import { UsageError } from "./usage.js";
+
+export const SERVE_HELP = `Usage: bttackler serve [--host H] [--port P] [--db PATH] [--token T] [--max-payload BYTES] [--stdio]
+
+Runs the diagnosis service: JSON-RPC 2.0 over WebSocket (ws://H:P), or over standard
+input/output with --stdio (one JSON request per line in, one reply per line out).
+Methods and errors: docs/protocol.md.
+
+Options:
+  --host H              address to listen on (default 127.0.0.1); any non-loopback
+                        address needs a token
+  --port P              port (default ${DEFAULT_PORT}; 0 = any free port, printed at start-up)
+  --db PATH             SQLite database (default bttackler.db; ":memory:" keeps nothing)
+  --token T             token clients must present (Authorization: Bearer T, or ?token=T);
+                        default: the BTTACKLER_TOKEN environment variable
+  --max-payload BYTES   largest accepted frame (default ${DEFAULT_MAX_PAYLOAD})
+  --stdio               serve on standard input/output instead of WebSocket
+  --log-level LEVEL     debug, info (default), warn or error
+  -h, --help            show this help
+
+Logs are JSON lines on standard error: a start-up line with address, db and version,
+one line per stopped trial with its reason. SIGINT/SIGTERM stop the service after
+every acknowledged report is committed.
+`;
+
+function positiveInt(name: string, raw: string, min: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+export async function serveCommand(argv: string[], version: string): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: String(DEFAULT_PORT) },
+      db: { type: "string", default: "bttackler.db" },
+      token: { type: "string" },
+      "max-payload": { type: "string", default: String(DEFAULT_MAX_PAYLOAD) },
+      stdio: { type: "boolean", default: false },
+      "log-level": { type: "string", default: "info" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(SERVE_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`serve takes no positional arguments, got ${positionals.join(" ")}`);
+  const level = values["log-level"];
+  if (!["debug", "info", "warn", "error"].includes(level)) throw new UsageError(`--log-level must be debug, info, warn or error, got ${level}`);
+  const log = createLogger(process.stderr, level as LogLevel);
+  const maxPayload = positiveInt("--max-payload", values["max-payload"], 64);
+  const port = positiveInt("--port", values.port, 0);
+  if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
+  const token = values.token ?? (process.env.BTTACKLER_TOKEN || undefined);
+  const common = { db: values.db, version, log, maxPayload };
+
+  if (values.stdio) {
+    log.info("bttackler serve started", { transport: "stdio", db: values.db, version });
+    await runStdioService(common, process.stdin, process.stdout);
+    log.info("bttackler serve stopped", { reason: "end of input" });
+    return 0;
+  }
+
+  let service;
+  try {
+    service = await startWsService({ ...common, host: values.host, port, token });
+  } catch (err) {
+    if (err instanceof ServiceStartError) throw new UsageError(err.message);
+    throw err;
+  }
+  log.info("bttackler serve listening", { address: service.url, db: values.db, version, auth: token ? "token" : "none" });
+  return waitForSignal(service.close, log);
+}
+
+function waitForSignal(close: () => Promise<void>, log: Log): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info("shutting down", { signal });
+      close().then(
+        () => {
+          log.info("bttackler serve stopped", { signal });
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error("shutdown failed", { error: String(err) });
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}

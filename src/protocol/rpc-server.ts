@@ -1,0 +1,159 @@
+/**
+ * The service's JSON-RPC 2.0 methods, apart from any transport: `handleText` takes
+ * one frame of JSON text and resolves to the reply text (null for notifications).
+ * The WebSocket and stdio transports both call it, so they speak the same protocol.
+ *
+ * Methods (params in schemas/rpc.v1.json, results in docs/protocol.md):
+ *   study.open, study.list, study.trials, trial.report, trial.assess,
+ *   trial.reportAndAssess, trial.end, trial.history, service.health
+ */
+import {
+  JSONRPCErrorException,
+  JSONRPCServer,
+  createJSONRPCErrorResponse,
+  type JSONRPCRequest,
+  type JSONRPCResponse,
+} from "json-rpc-2.0";
+import type { PayloadV1, TrialEndState } from "../diagnosis/types.js";
+import { JsonSyntaxError, parseJson } from "../schema/json.js";
+import { RPC_METHODS, ValidationError, validateRpcParams } from "../schema/validate.js";
+import { RpcErrorCode } from "./errors.js";
+import type { Log } from "./log.js";
+import type { StudyRegistry } from "./study-registry.js";
+
+export interface ServiceInfo {
+  version: string;
+  db: string;
+  startedAt: number;
+  now: () => number;
+}
+
+export interface RpcHandlerOptions {
+  /** Most requests in one batch. */
+  maxBatch?: number;
+}
+
+type Params = Record<string, unknown>;
+
+export class RpcHandler {
+  private readonly server: JSONRPCServer;
+  private readonly maxBatch: number;
+
+  constructor(
+    private readonly registry: StudyRegistry,
+    private readonly info: ServiceInfo,
+    private readonly log: Log,
+    options: RpcHandlerOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 1000;
+    this.server = new JSONRPCServer({ errorListener: () => {} });
+    this.server.mapErrorToJSONRPCErrorResponse = (id, error: unknown) => {
+      if (error instanceof JSONRPCErrorException) return createJSONRPCErrorResponse(id, error.code, error.message, error.data);
+      this.log.error("internal error", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      return createJSONRPCErrorResponse(id, RpcErrorCode.InternalError, "internal error");
+    };
+    this.define();
+  }
+
+  /** One frame in, the reply frame out (null when nothing is to be sent back). */
+  async handleText(text: string): Promise<string | null> {
+    let message: unknown;
+    try {
+      message = parseJson(text);
+    } catch (err) {
+      if (!(err instanceof JsonSyntaxError)) throw err;
+      return JSON.stringify(createJSONRPCErrorResponse(null, RpcErrorCode.ParseError, `parse error: ${err.message}`));
+    }
+    if (Array.isArray(message)) {
+      if (message.length === 0) return JSON.stringify(invalid(null, "an empty batch is not a request"));
+      if (message.length > this.maxBatch) {
+        return JSON.stringify(invalid(null, `a batch holds at most ${this.maxBatch} requests, got ${message.length}`));
+      }
+      const replies = (await Promise.all(message.map((m) => this.handleOne(m)))).filter((r) => r !== null);
+      return replies.length > 0 ? JSON.stringify(replies) : null;
+    }
+    const reply = await this.handleOne(message);
+    return reply === null ? null : JSON.stringify(reply);
+  }
+
+  /** A reply for a frame the transport refused before parsing (binary, too large). */
+  static refusal(reason: string): string {
+    return JSON.stringify(invalid(null, reason));
+  }
+
+  private async handleOne(message: unknown): Promise<JSONRPCResponse | null> {
+    const problem = requestProblem(message);
+    if (problem !== undefined) {
+      const id = (message as { id?: unknown } | null)?.id;
+      return invalid(typeof id === "string" || typeof id === "number" ? id : null, problem);
+    }
+    return this.server.receive(message as JSONRPCRequest);
+  }
+
+  private method<P>(name: string, run: (params: P) => unknown): void {
+    if (!RPC_METHODS.includes(name)) throw new Error(`method ${name} has no schema in schemas/rpc.v1.json`);
+    this.server.addMethod(name, (raw: unknown) => {
+      let params: P;
+      try {
+        params = validateRpcParams<P>(name, raw);
+      } catch (err) {
+        if (err instanceof ValidationError) throw new JSONRPCErrorException(err.message, RpcErrorCode.InvalidParams, { issues: err.issues });
+        throw err;
+      }
+      return run(params);
+    });
+  }
+
+  private define(): void {
+    const r = this.registry;
+    this.method<{ study: string; config?: Params }>("study.open", (p) => r.open(p.study, p.config));
+    this.method<Params>("study.list", () => ({ studies: r.list() }));
+    this.method<{ study: string }>("study.trials", (p) => ({ study: p.study, trials: r.trials(p.study) }));
+    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.report", async (p) => {
+      const { duplicate } = await r.report(p.study, p.trial, p.payload);
+      return { study: p.study, trial: p.trial, step: p.payload.step, duplicate };
+    });
+    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.reportAndAssess", async (p) => {
+      const { verdict, duplicate } = await r.report(p.study, p.trial, p.payload);
+      return { study: p.study, ...verdict, duplicate };
+    });
+    this.method<{ study: string; trial: string; step?: number }>("trial.assess", (p) => ({
+      study: p.study,
+      ...r.assess(p.study, p.trial, p.step),
+    }));
+    this.method<{ study: string; trial: string; state: TrialEndState }>("trial.end", async (p) => {
+      await r.end(p.study, p.trial, p.state);
+      return { study: p.study, trial: p.trial, state: p.state };
+    });
+    this.method<{ study: string; trial: string }>("trial.history", (p) => ({
+      study: p.study,
+      trial: p.trial,
+      verdicts: r.history(p.study, p.trial),
+    }));
+    this.method<Params>("service.health", () => ({
+      status: "ok",
+      version: this.info.version,
+      db: this.info.db,
+      studies: r.size,
+      uptime_s: Math.round((this.info.now() - this.info.startedAt) / 1000),
+    }));
+  }
+}
+
+function invalid(id: string | number | null, reason: string): JSONRPCResponse {
+  return createJSONRPCErrorResponse(id, RpcErrorCode.InvalidRequest, `invalid request: ${reason}`);
+}
+
+/** Why a parsed message is not a JSON-RPC 2.0 request, or undefined when it is one. */
+function requestProblem(m: unknown): string | undefined {
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return "a request must be a JSON object";
+  const r = m as Record<string, unknown>;
+  if (r.jsonrpc !== "2.0") return 'the field jsonrpc must be "2.0"';
+  if (typeof r.method !== "string") return "the field method must be a string";
+  if ("id" in r && r.id !== null && typeof r.id !== "string" && typeof r.id !== "number") {
+    return "the field id must be a string, a number or null";
+  }
+  if ("params" in r && (r.params === null || typeof r.params !== "object")) return "the field params must be an object or an array";
+  if ("result" in r || "error" in r) return "a request has no result or error field";
+  return undefined;
+}

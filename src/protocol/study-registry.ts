@@ -1,0 +1,178 @@
+/**
+ * The studies of a service: one diagnosis engine per study, every accepted event
+ * written to the store before it is acknowledged, and the engines rebuilt from the
+ * store at start-up by replaying the events in arrival order — the engine is
+ * deterministic, so the rebuilt cohorts, streaks and stops equal those of a service
+ * that never stopped.
+ */
+import { JSONRPCErrorException } from "json-rpc-2.0";
+import { DiagnosisEngine, type TrialSummary } from "../diagnosis/engine.js";
+import { EngineInputError } from "../diagnosis/errors.js";
+import type { PayloadV1, StudyConfig, TrialEndState, Verdict } from "../diagnosis/types.js";
+import { resolveConfig, ValidationError } from "../schema/validate.js";
+import type { EventStore } from "../store/sqlite-store.js";
+import { RpcErrorCode } from "./errors.js";
+import type { Log } from "./log.js";
+
+interface Study {
+  engine: DiagnosisEngine;
+  config: StudyConfig;
+  created_at: string;
+}
+
+export interface StudyInfo {
+  study: string;
+  created_at: string;
+  trials: number;
+  stopped: number;
+}
+
+export class StudyRegistry {
+  private readonly studies = new Map<string, Study>();
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly log: Log,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.rebuild();
+  }
+
+  /** Creates a study, or reopens it. A different config is refused once the study has events. */
+  open(study: string, rawConfig?: unknown): { study: string; config: StudyConfig; created: boolean } {
+    const existing = this.studies.get(study);
+    let config: StudyConfig | undefined;
+    if (rawConfig !== undefined) {
+      try {
+        config = resolveConfig(rawConfig, "params.config");
+      } catch (err) {
+        if (err instanceof ValidationError) throw new JSONRPCErrorException(err.message, RpcErrorCode.InvalidParams, { issues: err.issues });
+        throw err;
+      }
+    }
+    if (existing !== undefined) {
+      if (config === undefined || JSON.stringify(config) === JSON.stringify(existing.config)) {
+        return { study, config: existing.config, created: false };
+      }
+      if (existing.engine.trialSummaries().length > 0) {
+        throw new JSONRPCErrorException(
+          `study ${study} already has events diagnosed with another config; open it without a config or use a new study name`,
+          RpcErrorCode.ConfigConflict,
+        );
+      }
+    }
+    const resolved = config ?? resolveConfig({});
+    const created_at = existing?.created_at ?? this.now().toISOString();
+    this.store.saveStudy(study, resolved, created_at);
+    this.studies.set(study, { engine: new DiagnosisEngine(resolved), config: resolved, created_at });
+    if (existing === undefined) this.log.info("study opened", { study });
+    return { study, config: resolved, created: existing === undefined };
+  }
+
+  /** Diagnoses and stores a payload; resolves once it is committed. A re-delivered step answers its stored verdict. */
+  async report(study: string, trial: string, payload: PayloadV1): Promise<{ verdict: Verdict; duplicate: boolean }> {
+    const s = this.studies.get(study) ?? this.studyFor(study);
+    const duplicate = s.engine.has(trial, payload.step);
+    let verdict: Verdict;
+    try {
+      verdict = s.engine.report(trial, payload);
+    } catch (err) {
+      if (err instanceof EngineInputError) throw new JSONRPCErrorException(err.message, RpcErrorCode.RejectedEvent);
+      throw err;
+    }
+    if (duplicate) {
+      await this.committed(this.store.whenCommitted());
+      return { verdict, duplicate };
+    }
+    if (verdict.stop && verdict.stopped_at === payload.step) {
+      this.log.info("trial stopped", {
+        study,
+        trial,
+        step: payload.step,
+        symptoms: [...new Set(verdict.symptoms.filter((x) => x.action === "stop").map((x) => x.code))],
+        reason: verdict.reason,
+      });
+    }
+    await this.committed(this.store.append({ study, trial, kind: "payload", payload, verdict }));
+    return { verdict, duplicate };
+  }
+
+  async end(study: string, trial: string, state: TrialEndState): Promise<void> {
+    const s = this.studies.get(study) ?? this.studyFor(study);
+    const first = s.engine.trialSummaries().find((t) => t.trial === trial)?.ended === undefined;
+    s.engine.end(trial, state);
+    if (first) await this.committed(this.store.append({ study, trial, kind: "end", state }));
+    else await this.committed(this.store.whenCommitted());
+  }
+
+  assess(study: string, trial: string, step?: number): Verdict {
+    const verdict = this.known(study).engine.verdict(trial, step);
+    if (verdict === undefined) {
+      const at = step === undefined ? "" : ` at step ${step}`;
+      throw new JSONRPCErrorException(`trial ${trial} of study ${study} has no verdict${at}`, RpcErrorCode.UnknownTrial);
+    }
+    return verdict;
+  }
+
+  history(study: string, trial: string): Verdict[] {
+    return this.known(study).engine.history(trial);
+  }
+
+  trials(study: string): TrialSummary[] {
+    return this.known(study).engine.trialSummaries();
+  }
+
+  list(): StudyInfo[] {
+    return [...this.studies].map(([study, s]) => {
+      const trials = s.engine.trialSummaries();
+      return { study, created_at: s.created_at, trials: trials.length, stopped: trials.filter((t) => t.stopped_at !== undefined).length };
+    });
+  }
+
+  get size(): number {
+    return this.studies.size;
+  }
+
+  private known(study: string): Study {
+    const s = this.studies.get(study);
+    if (s === undefined) throw new JSONRPCErrorException(`unknown study ${study}`, RpcErrorCode.UnknownStudy);
+    return s;
+  }
+
+  /** A study reported to without study.open is created with the default config. */
+  private studyFor(study: string): Study {
+    this.open(study);
+    return this.studies.get(study) as Study;
+  }
+
+  private async committed(write: Promise<void>): Promise<void> {
+    try {
+      await write;
+    } catch (err) {
+      this.log.error("storage failure", { error: (err as Error).message });
+      throw new JSONRPCErrorException(`the event could not be stored: ${(err as Error).message}`, RpcErrorCode.StorageFailure);
+    }
+  }
+
+  private rebuild(): void {
+    for (const { study, config, created_at } of this.store.studies()) {
+      const engine = new DiagnosisEngine(config);
+      let payloads = 0;
+      let mismatches = 0;
+      for (const e of this.store.events(study)) {
+        if (e.kind === "end") {
+          engine.end(e.trial, e.state);
+          continue;
+        }
+        payloads++;
+        const verdict = engine.report(e.trial, e.payload);
+        if (JSON.stringify(verdict) !== JSON.stringify(e.verdict)) mismatches++;
+      }
+      this.studies.set(study, { engine, config, created_at });
+      this.log.info("study restored", { study, payloads, trials: engine.trialSummaries().length });
+      if (mismatches > 0) {
+        this.log.warn("restored verdicts differ from the stored ones (engine changed since they were answered)", { study, mismatches });
+      }
+    }
+  }
+}

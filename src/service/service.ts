@@ -1,0 +1,89 @@
+/**
+ * A running diagnosis service: store + studies + JSON-RPC handler, reachable over
+ * WebSocket or stdio. `startService` is what `bttackler serve` and the tests call.
+ */
+import type { Readable, Writable } from "node:stream";
+import type { Log } from "../protocol/log.js";
+import { RpcHandler } from "../protocol/rpc-server.js";
+import { StudyRegistry } from "../protocol/study-registry.js";
+import { SqliteStore } from "../store/sqlite-store.js";
+import { runStdioTransport } from "./stdio-transport.js";
+import { startWsTransport, type WsTransport } from "./ws-transport.js";
+
+export const DEFAULT_PORT = 8765;
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+export interface ServiceOptions {
+  /** SQLite file, or ":memory:". */
+  db: string;
+  version: string;
+  log: Log;
+  maxPayload?: number;
+}
+
+export interface WsServiceOptions extends ServiceOptions {
+  host?: string;
+  port?: number;
+  token?: string | undefined;
+}
+
+export class ServiceStartError extends Error {
+  override readonly name = "ServiceStartError";
+}
+
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function core(options: ServiceOptions): { store: SqliteStore; handler: RpcHandler } {
+  const store = new SqliteStore(options.db);
+  const registry = new StudyRegistry(store, options.log);
+  const handler = new RpcHandler(registry, { version: options.version, db: options.db, startedAt: Date.now(), now: Date.now }, options.log);
+  return { store, handler };
+}
+
+export interface RunningService {
+  url: string;
+  port: number;
+  /** Stops accepting, closes the connections, commits every pending write and closes the database. */
+  close(): Promise<void>;
+}
+
+export async function startWsService(options: WsServiceOptions): Promise<RunningService> {
+  const host = options.host ?? "127.0.0.1";
+  if (!isLoopback(host) && !options.token) {
+    throw new ServiceStartError(`refusing to listen on ${host} without a token: pass --token or set BTTACKLER_TOKEN (only loopback addresses may go without)`);
+  }
+  const { store, handler } = core(options);
+  let transport: WsTransport;
+  try {
+    transport = await startWsTransport({
+      host,
+      port: options.port ?? DEFAULT_PORT,
+      token: options.token,
+      maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
+      handler,
+      log: options.log,
+    });
+  } catch (err) {
+    store.close();
+    throw new ServiceStartError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: ${(err as Error).message}`);
+  }
+  return {
+    url: transport.url,
+    port: transport.port,
+    close: async () => {
+      await transport.close();
+      store.close();
+    },
+  };
+}
+
+export async function runStdioService(options: ServiceOptions, input: Readable, output: Writable): Promise<void> {
+  const { store, handler } = core(options);
+  try {
+    await runStdioTransport(input, output, handler, options.maxPayload ?? DEFAULT_MAX_PAYLOAD, options.log);
+  } finally {
+    store.close();
+  }
+}

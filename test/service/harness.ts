@@ -1,0 +1,136 @@
+/** Test harness for the service: a real CLI child process or an in-process service, and a real WebSocket JSON-RPC client. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+
+export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+
+export function tempDb(): string {
+  return join(mkdtempSync(join(tmpdir(), "bttackler-svc-")), "service.db");
+}
+
+export interface RpcError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export class RpcCallError extends Error {
+  constructor(readonly error: RpcError) {
+    super(`${error.code}: ${error.message}`);
+  }
+}
+
+/** A JSON-RPC client over a real WebSocket; replies are matched by id. */
+export class RpcClient {
+  private nextId = 1;
+  private readonly waiting = new Map<number | string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on("message", (data) => {
+      const msg = JSON.parse(data.toString()) as unknown;
+      const replies = Array.isArray(msg) ? msg : [msg];
+      for (const r of replies as { id: number | string | null; result?: unknown; error?: RpcError }[]) {
+        const w = r.id === null ? undefined : this.waiting.get(r.id);
+        if (w === undefined) continue;
+        this.waiting.delete(r.id as number);
+        if (r.error) w.reject(new RpcCallError(r.error));
+        else w.resolve(r.result);
+      }
+    });
+  }
+
+  static connect(url: string, headers: Record<string, string> = {}): Promise<RpcClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { headers });
+      ws.once("open", () => resolve(new RpcClient(ws)));
+      ws.once("error", reject);
+    });
+  }
+
+  call<T = Record<string, unknown>>(method: string, params?: unknown): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) }));
+    });
+  }
+
+  /** Sends a raw frame and resolves with the next frame the service sends back, parsed (use with no call in flight). */
+  exchange(frame: string | Buffer, binary = false): Promise<unknown> {
+    return new Promise((resolve) => {
+      this.ws.once("message", (data) => resolve(JSON.parse(data.toString())));
+      this.ws.send(frame, { binary });
+    });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+export async function expectRpcError(promise: Promise<unknown>): Promise<RpcError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (err instanceof RpcCallError) return err.error;
+    throw err;
+  }
+  throw new Error("expected an RPC error");
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  logs: string[];
+  exited: Promise<number | null>;
+}
+
+/** Starts `bttackler serve` as a child process and resolves once its start-up line gives the address. */
+export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { env: { ...process.env, ...env } });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    let partial = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      partial += d.toString();
+      let nl: number;
+      while ((nl = partial.indexOf("\n")) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        logs.push(line);
+        try {
+          const entry = JSON.parse(line) as { msg?: string; address?: string };
+          if (entry.msg === "bttackler serve listening" && entry.address) resolve({ child, url: entry.address, logs, exited });
+        } catch {
+          /* not a log line */
+        }
+      }
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${String(code)}: ${logs.join("\n")}`)));
+  });
+}
+
+/** A healthy-looking 10-layer payload whose loss depends on the trial's quality. */
+export function payload(step: number, quality = 1, layers = 10): Record<string, unknown> {
+  const loss = 2.3 * Math.exp(-0.25 * quality * step) + 0.05;
+  return {
+    step,
+    max_steps: 20,
+    metrics: { train_loss: loss, val_loss: loss * 1.08, train_acc: 1 - loss / 2.4, val_acc: 1 - loss / 2.3 },
+    layers: Array.from({ length: layers }, (_, i) => ({
+      name: `dense_${i}`,
+      grad_abs_mean: 1e-3 * (1 + 0.05 * i),
+      grad_zero_frac: 0.05,
+      grad_abs_max: 0.05,
+      weight_abs_mean: 0.05,
+      update_ratio: 0.03,
+    })),
+    non_finite: false,
+    seconds: 1.2,
+  };
+}
