@@ -30,6 +30,10 @@ export class RpcClient {
   private readonly waiting = new Map<number | string, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
 
   private constructor(readonly ws: WebSocket) {
+    ws.on("close", (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`connection closed (${code})`));
+      this.waiting.clear();
+    });
     ws.on("message", (data) => {
       const msg = JSON.parse(data.toString()) as unknown;
       const replies = Array.isArray(msg) ? msg : [msg];
