@@ -35,8 +35,13 @@ export interface RpcHandlerOptions {
 
 type Params = Record<string, unknown>;
 
+/** What a method knows of the frame it came in: its text, when the frame held this one request only. */
+interface FrameContext {
+  text?: string;
+}
+
 export class RpcHandler {
-  private readonly server: JSONRPCServer;
+  private readonly server: JSONRPCServer<FrameContext>;
   private readonly maxBatch: number;
 
   constructor(
@@ -46,7 +51,7 @@ export class RpcHandler {
     options: RpcHandlerOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 1000;
-    this.server = new JSONRPCServer({ errorListener: () => {} });
+    this.server = new JSONRPCServer<FrameContext>({ errorListener: () => {} });
     this.server.mapErrorToJSONRPCErrorResponse = (id, error: unknown) => {
       if (error instanceof JSONRPCErrorException) return createJSONRPCErrorResponse(id, error.code, error.message, error.data);
       this.log.error("internal error", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
@@ -69,10 +74,10 @@ export class RpcHandler {
       if (message.length > this.maxBatch) {
         return JSON.stringify(invalid(null, `a batch holds at most ${this.maxBatch} requests, got ${message.length}`));
       }
-      const replies = (await Promise.all(message.map((m) => this.handleOne(m)))).filter((r) => r !== null);
+      const replies = (await Promise.all(message.map((m) => this.handleOne(m, {})))).filter((r) => r !== null);
       return replies.length > 0 ? JSON.stringify(replies) : null;
     }
-    const reply = await this.handleOne(message);
+    const reply = await this.handleOne(message, { text });
     return reply === null ? null : JSON.stringify(reply);
   }
 
@@ -81,18 +86,18 @@ export class RpcHandler {
     return JSON.stringify(invalid(null, reason));
   }
 
-  private async handleOne(message: unknown): Promise<JSONRPCResponse | null> {
+  private async handleOne(message: unknown, frame: FrameContext): Promise<JSONRPCResponse | null> {
     const problem = requestProblem(message);
     if (problem !== undefined) {
       const id = (message as { id?: unknown } | null)?.id;
       return invalid(typeof id === "string" || typeof id === "number" ? id : null, problem);
     }
-    return this.server.receive(message as JSONRPCRequest);
+    return this.server.receive(message as JSONRPCRequest, frame);
   }
 
-  private method<P>(name: string, run: (params: P) => unknown): void {
+  private method<P>(name: string, run: (params: P, frame: FrameContext) => unknown): void {
     if (!RPC_METHODS.includes(name)) throw new Error(`method ${name} has no schema in schemas/rpc.v1.json`);
-    this.server.addMethod(name, (raw: unknown) => {
+    this.server.addMethod(name, (raw: unknown, frame: FrameContext) => {
       let params: P;
       try {
         params = validateRpcParams<P>(name, raw);
@@ -100,7 +105,7 @@ export class RpcHandler {
         if (err instanceof ValidationError) throw new JSONRPCErrorException(err.message, RpcErrorCode.InvalidParams, { issues: err.issues });
         throw err;
       }
-      return run(params);
+      return run(params, frame);
     });
   }
 
@@ -109,12 +114,12 @@ export class RpcHandler {
     this.method<{ study: string; config?: Params }>("study.open", (p) => r.open(p.study, p.config));
     this.method<Params>("study.list", () => ({ studies: r.list() }));
     this.method<{ study: string }>("study.trials", (p) => ({ study: p.study, trials: r.trials(p.study) }));
-    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.report", async (p) => {
-      const { duplicate } = await r.report(p.study, p.trial, p.payload);
+    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.report", async (p, frame) => {
+      const { duplicate } = await r.report(p.study, p.trial, p.payload, frame.text);
       return { study: p.study, trial: p.trial, step: p.payload.step, duplicate };
     });
-    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.reportAndAssess", async (p) => {
-      const { verdict, duplicate } = await r.report(p.study, p.trial, p.payload);
+    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.reportAndAssess", async (p, frame) => {
+      const { verdict, duplicate } = await r.report(p.study, p.trial, p.payload, frame.text);
       return { study: p.study, ...verdict, duplicate };
     });
     this.method<{ study: string; trial: string; step?: number }>("trial.assess", (p) => ({

@@ -9,8 +9,9 @@ import { JSONRPCErrorException } from "json-rpc-2.0";
 import { DiagnosisEngine, type TrialSummary } from "../diagnosis/engine.js";
 import { EngineInputError } from "../diagnosis/errors.js";
 import type { PayloadV1, StudyConfig, TrialEndState, Verdict } from "../diagnosis/types.js";
-import { resolveConfig, ValidationError } from "../schema/validate.js";
-import type { EventStore } from "../store/sqlite-store.js";
+import { parseJson } from "../schema/json.js";
+import { resolveConfig, validatePayload, ValidationError } from "../schema/validate.js";
+import type { BodyFormat, EventStore } from "../store/sqlite-store.js";
 import { RpcErrorCode } from "./errors.js";
 import type { Log } from "./log.js";
 
@@ -69,8 +70,12 @@ export class StudyRegistry {
     return { study, config: resolved, created: existing === undefined };
   }
 
-  /** Diagnoses and stores a payload; resolves once it is committed. A re-delivered step answers its stored verdict. */
-  async report(study: string, trial: string, payload: PayloadV1): Promise<{ verdict: Verdict; duplicate: boolean }> {
+  /**
+   * Diagnoses and stores a payload; resolves once it is committed. A re-delivered step
+   * answers its stored verdict. `request` is the JSON-RPC request text that carried the
+   * payload at params.payload, when there was exactly one: it is stored as it came.
+   */
+  async report(study: string, trial: string, payload: PayloadV1, request?: string): Promise<{ verdict: Verdict; duplicate: boolean }> {
     const s = this.studies.get(study) ?? this.studyFor(study);
     const duplicate = s.engine.has(trial, payload.step);
     let verdict: Verdict;
@@ -93,7 +98,9 @@ export class StudyRegistry {
         reason: verdict.reason,
       });
     }
-    await this.committed(this.store.append({ study, trial, kind: "payload", payload, verdict }));
+    const body = request ?? JSON.stringify(payload);
+    const format = request === undefined ? "payload" : "request";
+    await this.committed(this.store.append({ study, trial, kind: "payload", step: payload.step, body, format, verdict: JSON.stringify(verdict) }));
     return { verdict, duplicate };
   }
 
@@ -165,8 +172,8 @@ export class StudyRegistry {
           continue;
         }
         payloads++;
-        const verdict = engine.report(e.trial, e.payload);
-        if (JSON.stringify(verdict) !== JSON.stringify(e.verdict)) mismatches++;
+        const verdict = engine.report(e.trial, storedPayload(e.body, e.format));
+        if (JSON.stringify(verdict) !== e.verdict) mismatches++;
       }
       this.studies.set(study, { engine, config, created_at });
       this.log.info("study restored", { study, payloads, trials: engine.trialSummaries().length });
@@ -175,4 +182,10 @@ export class StudyRegistry {
       }
     }
   }
+}
+
+/** The payload of a stored body, normalised exactly as when it was accepted. */
+function storedPayload(body: string, format: BodyFormat): PayloadV1 {
+  const parsed = parseJson(body) as { params?: { payload?: unknown } };
+  return validatePayload(format === "request" ? parsed.params?.payload : parsed);
 }

@@ -58,14 +58,34 @@ export function parseJson(text: string): unknown {
   }
 }
 
-/** A copy of a value in which every non-finite number (NaN, ±Infinity) is null, as it would be after a JSON round trip. */
-export function nonFiniteToNull(value: unknown): unknown {
+/** Whether a value holds a non-finite number (NaN, ±Infinity) anywhere. Allocates nothing. */
+function hasNonFinite(value: unknown): boolean {
+  if (typeof value === "number") return !Number.isFinite(value);
+  if (value === null || typeof value !== "object") return false;
+  if (Array.isArray(value)) {
+    for (const v of value) if (hasNonFinite(v)) return true;
+    return false;
+  }
+  for (const k in value) if (hasNonFinite((value as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+function copyNonFiniteToNull(value: unknown): unknown {
   if (typeof value === "number") return Number.isFinite(value) ? value : null;
-  if (Array.isArray(value)) return value.map(nonFiniteToNull);
+  if (Array.isArray(value)) return value.map(copyNonFiniteToNull);
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = nonFiniteToNull(v);
+    for (const [k, v] of Object.entries(value)) out[k] = copyNonFiniteToNull(v);
     return out;
   }
   return value;
+}
+
+/**
+ * The value with every non-finite number (NaN, ±Infinity) as null, as it would be
+ * after a JSON round trip: the value itself when it has none (the common case,
+ * e.g. anything parsed from JSON text), otherwise a copy.
+ */
+export function nonFiniteToNull(value: unknown): unknown {
+  return hasNonFinite(value) ? copyNonFiniteToNull(value) : value;
 }

@@ -132,7 +132,7 @@ function check<T>(validate: ValidateFunction, root: string, value: unknown): T {
 
 /**
  * Validates a payload against payload.v1. Non-finite numbers (NaN, ±Infinity) are
- * accepted and turned into null, as JSON would carry them. Returns a clean copy.
+ * accepted and turned into null, as JSON would carry them (in a copy; the input is never modified).
  */
 export function validatePayload(value: unknown, root = "payload"): PayloadV1 {
   return check<PayloadV1>(checkPayload, root, nonFiniteToNull(value));
@@ -140,7 +140,7 @@ export function validatePayload(value: unknown, root = "payload"): PayloadV1 {
 
 /**
  * Validates the params of a service method (schemas/rpc.v1.json); absent params
- * count as `{}`. Non-finite numbers become null. Returns a clean copy.
+ * count as `{}`. Non-finite numbers become null (in a copy; the input is never modified).
  */
 export function validateRpcParams<T>(method: string, params: unknown): T {
   const validate = strictAjv.getSchema(`urn:bttackler:schema:rpc.v1#/definitions/${method}`);

@@ -3,7 +3,10 @@
  *
  * Two tables: `studies` (name, resolved config, creation time) and `events`, the
  * accepted payloads and trial ends of every study in arrival order, each payload
- * row with the verdict that was answered for it. The engine is pure and
+ * row with the verdict that was answered for it. A payload is kept as the JSON text
+ * it arrived in (`format` says whether the text is the payload itself or the whole
+ * JSON-RPC request holding it at params.payload), which spares serialising it again
+ * on the hot path; the store only keeps text and never interprets it. The engine is pure and
  * deterministic, so replaying a study's events in `seq` order rebuilds its exact
  * state (cohorts, streaks, protection, stops) after a restart.
  *
@@ -14,10 +17,13 @@
  * only an OS crash or power loss can lose the last transactions.
  */
 import Database from "better-sqlite3";
-import type { PayloadV1, StudyConfig, TrialEndState, Verdict } from "../diagnosis/types.js";
+import type { StudyConfig, TrialEndState } from "../diagnosis/types.js";
+
+/** How a payload row's body is written: the payload's JSON, or a JSON-RPC request with the payload at params.payload. */
+export type BodyFormat = "payload" | "request";
 
 export type StoredEvent =
-  | { study: string; trial: string; kind: "payload"; payload: PayloadV1; verdict: Verdict }
+  | { study: string; trial: string; kind: "payload"; step: number; body: string; format: BodyFormat; verdict: string }
   | { study: string; trial: string; kind: "end"; state: TrialEndState };
 
 export interface StoredStudy {
@@ -37,7 +43,9 @@ interface EventRow {
   study: string;
   trial: string;
   kind: "payload" | "end";
+  step: number | null;
   body: string;
+  format: BodyFormat;
   verdict: string | null;
 }
 
@@ -76,22 +84,23 @@ export class SqliteStore implements EventStore {
         kind TEXT NOT NULL CHECK (kind IN ('payload', 'end')),
         step INTEGER,
         body TEXT NOT NULL,
+        format TEXT NOT NULL DEFAULT 'payload' CHECK (format IN ('payload', 'request')),
         verdict TEXT
       );
       CREATE UNIQUE INDEX IF NOT EXISTS events_payload_once ON events(study, trial, step) WHERE kind = 'payload';
       CREATE UNIQUE INDEX IF NOT EXISTS events_end_once ON events(study, trial) WHERE kind = 'end';
     `);
     this.insertEvent = this.db.prepare(
-      "INSERT OR IGNORE INTO events (study, trial, kind, step, body, verdict) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR IGNORE INTO events (study, trial, kind, step, body, format, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
     this.insertStudy = this.db.prepare("INSERT OR REPLACE INTO studies (study, config, created_at) VALUES (?, ?, ?)");
     this.commitBatch = this.db.transaction((batch: Pending[]) => {
       for (const { event: e } of batch) {
         if (e === null) continue;
         if (e.kind === "payload") {
-          this.insertEvent.run(e.study, e.trial, "payload", e.payload.step, JSON.stringify(e.payload), JSON.stringify(e.verdict));
+          this.insertEvent.run(e.study, e.trial, "payload", e.step, e.body, e.format, e.verdict);
         } else {
-          this.insertEvent.run(e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), null);
+          this.insertEvent.run(e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), "payload", null);
         }
       }
     });
@@ -109,11 +118,11 @@ export class SqliteStore implements EventStore {
   /** The events of a study in arrival order. */
   *events(study: string): Iterable<StoredEvent> {
     const rows = this.db
-      .prepare("SELECT study, trial, kind, body, verdict FROM events WHERE study = ? ORDER BY seq")
+      .prepare("SELECT study, trial, kind, step, body, format, verdict FROM events WHERE study = ? ORDER BY seq")
       .iterate(study) as Iterable<EventRow>;
     for (const r of rows) {
       if (r.kind === "payload") {
-        yield { study: r.study, trial: r.trial, kind: "payload", payload: JSON.parse(r.body) as PayloadV1, verdict: JSON.parse(r.verdict ?? "null") as Verdict };
+        yield { study: r.study, trial: r.trial, kind: "payload", step: r.step ?? 0, body: r.body, format: r.format, verdict: r.verdict ?? "null" };
       } else {
         yield { study: r.study, trial: r.trial, kind: "end", state: (JSON.parse(r.body) as { state: TrialEndState }).state };
       }
