@@ -1,0 +1,195 @@
+import { describe, expect, it } from "vitest";
+import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
+import { SlowConvergenceRule } from "../../src/diagnosis/slow-convergence.js";
+import type { PayloadV1 } from "../../src/diagnosis/types.js";
+import {
+  ctxFrom,
+  curve,
+  curves,
+  feed,
+  fillCohort,
+  makeConfig,
+  makeEngine,
+  onlyRules,
+  tags,
+  type ConfigOverrides,
+} from "../helpers.js";
+
+function rule(overrides: ConfigOverrides["rules"] = {}): SlowConvergenceRule {
+  return new SlowConvergenceRule(makeConfig({ rules: overrides }).rules.SC);
+}
+
+function check(history: PayloadV1[], maxSteps = 20, overrides: ConfigOverrides["rules"] = {}) {
+  return rule(overrides).check(ctxFrom(history, maxSteps));
+}
+
+/** Smooth for five steps, then swinging between 1 and 2. */
+const SWINGING = [2.0, 1.9, 1.8, 1.7, 1.6, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0];
+
+describe("SC rule formula", () => {
+  it("has the documented defaults", () => {
+    const o = makeConfig().rules.SC;
+    expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.late_min_points, o.late_start]).toEqual([
+      "train_loss",
+      "val_loss",
+      1e-4,
+      3,
+      6,
+      0.5,
+    ]);
+    expect([o.persistence, o.protectable, o.min_step]).toEqual([2, true, 0]);
+    expect(o.stage).toEqual({ start: 0, end: 1 });
+  });
+
+  it("is silent when max_steps is unknown", () => {
+    expect(rule().check(ctxFrom(curve([1, 1, 1, 1])))).toEqual([]);
+    expect(rule().check(ctxFrom(curve(SWINGING.slice(0, 11))))).toEqual([]);
+  });
+
+  describe("early: flat_curve", () => {
+    it("fires on a train loss that has not moved over 3 steps", () => {
+      const findings = check(curve([1, 1, 1]));
+      expect(findings).toHaveLength(1);
+      expect(findings[0]?.rule).toBe("flat_curve");
+      expect(findings[0]?.evidence).toEqual({ indicator: "cv(train_loss)", value: 0, threshold: 1e-4 });
+    });
+
+    it("needs early_min_points values", () => {
+      expect(check(curve([1, 1]))).toEqual([]);
+      expect(check(curve([1, 1]), 20, { SC: { early_min_points: 2 } }).map((f) => f.rule)).toEqual(["flat_curve"]);
+    });
+
+    it("fires below CV 1e-4 and not above", () => {
+      expect(check(curve([1, 1.0001, 1])).map((f) => f.rule)).toEqual(["flat_curve"]);
+      expect(check(curve([1, 1.001, 1]))).toEqual([]);
+      expect(check(curve([2.3, 1.8, 1.4]))).toEqual([]);
+    });
+
+    it("does not fire at exactly the threshold (strict <)", () => {
+      // CV([1, 1, 3, 3]) is exactly 0.5
+      expect(check(curve([1, 1, 3, 3]), 20, { SC: { early_cv_min: 0.5 } })).toEqual([]);
+      expect(check(curve([1, 1, 3, 3]), 20, { SC: { early_cv_min: 0.5000001 } }).map((f) => f.rule)).toEqual([
+        "flat_curve",
+      ]);
+    });
+
+    it("skips a curve whose mean is not positive", () => {
+      expect(check(curve([0, 0, 0]))).toEqual([]);
+      expect(check(curve([-1, -1, -1]))).toEqual([]);
+    });
+
+    it("reads the train metric only", () => {
+      expect(check(curves([2.3, 1.8, 1.4], [1, 1, 1]))).toEqual([]);
+      expect(check(curve([0.7, 0.7, 0.7], "loss"), 20, { SC: { metric: "loss" } }).map((f) => f.rule)).toEqual([
+        "flat_curve",
+      ]);
+    });
+
+    it("skips non-finite values in the curve", () => {
+      expect(check(curve([1, null, 1, NaN]))).toEqual([]); // two finite values
+      expect(check(curve([1, null, 1, 1])).map((f) => f.rule)).toEqual(["flat_curve"]);
+    });
+  });
+
+  describe("late: late_cv_rising", () => {
+    it("switches from the early to the late check at floor(0.5 * max_steps)", () => {
+      expect(check(curve(SWINGING.slice(0, 10)))).toEqual([]); // step 9: early, the curve moves
+      const findings = check(curve(SWINGING.slice(0, 11))); // step 10: late
+      expect(findings).toHaveLength(1);
+      expect(findings[0]?.rule).toBe("late_cv_rising");
+      expect(findings[0]?.evidence.indicator).toBe("cv(train_loss second half)");
+      expect(findings[0]?.evidence.value).toBeCloseTo(0.5 / 1.5, 12); // CV of [1,2,1,2,1,2]
+      expect(findings[0]?.evidence.threshold).toBeLessThan(0.1); // CV of [2, 1.9, 1.8, 1.7, 1.6]
+    });
+
+    it("no longer checks flatness in the late stage", () => {
+      expect(check(curve(Array<number>(12).fill(1)))).toEqual([]);
+      expect(check(curve(Array<number>(10).fill(1))).map((f) => f.rule)).toEqual(["flat_curve"]);
+    });
+
+    it("checks train and val separately", () => {
+      // an exponential decay towards 0.1 varies relatively less in its second half
+      const smooth = Array.from({ length: 11 }, (_, t) => 2.3 * Math.exp(-0.3 * t) + 0.1);
+      expect(check(curves(smooth, SWINGING.slice(0, 11))).map((f) => f.evidence.indicator)).toEqual([
+        "cv(val_loss second half)",
+      ]);
+      expect(check(curves(SWINGING.slice(0, 11), SWINGING.slice(0, 11))).map((f) => f.evidence.indicator)).toEqual([
+        "cv(train_loss second half)",
+        "cv(val_loss second half)",
+      ]);
+      expect(check(curves(smooth, smooth))).toEqual([]);
+    });
+
+    it("does not fire when both halves vary equally (strict >)", () => {
+      const same = [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6];
+      expect(check(curve(same))).toEqual([]);
+      const more = [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6.01];
+      expect(check(curve(more)).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+    });
+
+    it("splits the curve at floor(n / 2)", () => {
+      // n = 11, h = 5: first half [1, 1, 1, 1, 1] (CV 0), second [2, 1, 1, 1, 1, 1] (CV > 0)
+      expect(check(curve([1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1])).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+      // n = 11 with the jump at index 4: it falls in the first half
+      expect(check(curve([1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1]))).toEqual([]);
+    });
+
+    it("needs late_min_points values of the curve", () => {
+      const five: PayloadV1[] = [6, 7, 8, 9, 10].map((step, i) => ({ step, metrics: { train_loss: [1, 1, 1, 1, 2][i] ?? 0 } }));
+      expect(check(five)).toEqual([]);
+      expect(check(five, 20, { SC: { late_min_points: 5 } }).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+    });
+
+    it("skips a half whose mean is not positive", () => {
+      expect(check(curve([-1, -1, -1, -1, -1, -1, -1, -3, -1, -3, -1]))).toEqual([]);
+    });
+
+    it("applies past max_steps", () => {
+      const long = [...Array<number>(15).fill(1), 1.5, 1, 1.5, 1, 1.5, 1, 1.5];
+      expect(check(curve(long), 20).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+    });
+
+    it("honours late_start", () => {
+      const data = curve(SWINGING.slice(0, 11));
+      expect(check(data, 20, { SC: { late_start: 0.75 } })).toEqual([]);
+    });
+  });
+});
+
+describe("SC in the engine", () => {
+  it("stops a flat metrics-only trial after two detections", () => {
+    const verdicts = feed(makeEngine(), "t", curve([0.9, 0.9, 0.9, 0.9], "train_loss", { max_steps: 20 }));
+    expect(verdicts.map((v) => tags(v).join(","))).toEqual(["", "", "SC:flat_curve:watch", "SC:flat_curve:stop"]);
+    expect(verdicts[3]?.stopped_at).toBe(3);
+  });
+
+  it("is silent when max_steps is unknown", () => {
+    const verdicts = feed(makeEngine(), "t", curve(Array<number>(12).fill(0.9)));
+    expect(verdicts.every((v) => v.symptoms.length === 0)).toBe(true);
+  });
+
+  it("stops on a late rising CV after two detections", () => {
+    const engine = new DiagnosisEngine(onlyRules(["SC"], { max_steps: 20 }));
+    const verdicts = feed(engine, "t", curve(SWINGING));
+    expect(verdicts.slice(9).map((v) => tags(v).join(","))).toEqual([
+      "",
+      "SC:late_cv_rising:watch",
+      "SC:late_cv_rising:stop",
+    ]);
+  });
+
+  it("does not stop a protected trial", () => {
+    const engine = makeEngine({ max_steps: 20 });
+    fillCohort(engine, 0, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    const verdicts = feed(engine, "best", curve([0.9, 0.9, 0.9, 0.9, 0.9]));
+    expect(verdicts[0]?.protected).toBe(true);
+    expect(verdicts.map((v) => tags(v).join(","))).toEqual([
+      "",
+      "",
+      "SC:flat_curve:watch",
+      "SC:flat_curve:protected",
+      "SC:flat_curve:protected",
+    ]);
+    expect(verdicts.some((v) => v.stop)).toBe(false);
+  });
+});
