@@ -24,7 +24,9 @@ import type { StudyRegistry } from "./study-registry.js";
 export interface ServiceInfo {
   version: string;
   db: string;
+  /** Milliseconds, on the clock of `now`. */
   startedAt: number;
+  /** A millisecond clock (performance.now in the service). */
   now: () => number;
 }
 
@@ -40,9 +42,27 @@ interface FrameContext {
   text?: string;
 }
 
+/** Handling times of the most recent frames (parse to reply, commit wait included), for service.health. */
+class LatencyWindow {
+  private readonly ms = new Float64Array(1024);
+  private count = 0;
+
+  add(ms: number): void {
+    this.ms[this.count++ % this.ms.length] = ms;
+  }
+
+  summary(): { frames: number; p50_ms: number; p99_ms: number; max_ms: number } {
+    const n = Math.min(this.count, this.ms.length);
+    const sorted = Array.from(this.ms.subarray(0, n)).sort((a, b) => a - b);
+    const at = (q: number): number => Number((sorted[Math.min(n - 1, Math.floor(q * n))] ?? 0).toFixed(3));
+    return { frames: n, p50_ms: at(0.5), p99_ms: at(0.99), max_ms: at(1) };
+  }
+}
+
 export class RpcHandler {
   private readonly server: JSONRPCServer<FrameContext>;
   private readonly maxBatch: number;
+  private readonly latency = new LatencyWindow();
 
   constructor(
     private readonly registry: StudyRegistry,
@@ -62,6 +82,15 @@ export class RpcHandler {
 
   /** One frame in, the reply frame out (null when nothing is to be sent back). */
   async handleText(text: string): Promise<string | null> {
+    const started = this.info.now();
+    try {
+      return await this.answer(text);
+    } finally {
+      this.latency.add(this.info.now() - started);
+    }
+  }
+
+  private async answer(text: string): Promise<string | null> {
     let message: unknown;
     try {
       message = parseJson(text);
@@ -141,6 +170,7 @@ export class RpcHandler {
       db: this.info.db,
       studies: r.size,
       uptime_s: Math.round((this.info.now() - this.info.startedAt) / 1000),
+      recent_frames: this.latency.summary(),
     }));
   }
 }

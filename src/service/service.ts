@@ -38,7 +38,7 @@ export function isLoopback(host: string): boolean {
 function core(options: ServiceOptions): { store: SqliteStore; handler: RpcHandler } {
   const store = new SqliteStore(options.db);
   const registry = new StudyRegistry(store, options.log);
-  const handler = new RpcHandler(registry, { version: options.version, db: options.db, startedAt: Date.now(), now: Date.now }, options.log);
+  const handler = new RpcHandler(registry, { version: options.version, db: options.db, startedAt: performance.now(), now: () => performance.now() }, options.log);
   return { store, handler };
 }
 
@@ -66,7 +66,7 @@ export async function startWsService(options: WsServiceOptions): Promise<Running
       log: options.log,
     });
   } catch (err) {
-    store.close();
+    await store.close();
     throw new ServiceStartError(`cannot listen on ${host}:${options.port ?? DEFAULT_PORT}: ${(err as Error).message}`);
   }
   return {
@@ -74,7 +74,7 @@ export async function startWsService(options: WsServiceOptions): Promise<Running
     port: transport.port,
     close: async () => {
       await transport.close();
-      store.close();
+      await store.close();
     },
   };
 }
@@ -84,6 +84,6 @@ export async function runStdioService(options: ServiceOptions, input: Readable, 
   try {
     await runStdioTransport(input, output, handler, options.maxPayload ?? DEFAULT_MAX_PAYLOAD, options.log);
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -10,12 +10,18 @@
  * deterministic, so replaying a study's events in `seq` order rebuilds its exact
  * state (cohorts, streaks, protection, stops) after a restart.
  *
- * Writes are group-committed: `append` queues a row and resolves once the
- * transaction holding it has committed; the queue is flushed on the next turn of
- * the event loop, so a burst of reports costs one commit. With WAL and
- * synchronous=NORMAL a committed row survives the process being killed (-9);
- * only an OS crash or power loss can lose the last transactions.
+ * Writes are group-committed on a writer thread: `append` queues a row and resolves
+ * once the transaction holding it has committed; the queue is handed to the writer
+ * on the next turn of the event loop, so a burst of reports costs one commit, and
+ * commits never stall the thread that answers requests. WAL checkpoints, which wait
+ * for the disk, run on a third thread (PASSIVE, once a second), so they stall neither
+ * the answers nor the commits. With WAL and synchronous=NORMAL a committed row survives the
+ * process being killed (-9); only an OS crash or power loss can lose the last
+ * transactions. The main thread's own connection only reads at start-up and
+ * records study configurations.
  */
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import type { StudyConfig, TrialEndState } from "../diagnosis/types.js";
 
@@ -56,53 +62,120 @@ export interface EventStore {
   saveStudy(study: string, config: StudyConfig, createdAt: string): void;
   append(event: StoredEvent): Promise<void>;
   whenCommitted(): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS studies (
+    study TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    study TEXT NOT NULL REFERENCES studies(study),
+    trial TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('payload', 'end')),
+    step INTEGER,
+    body TEXT NOT NULL,
+    format TEXT NOT NULL DEFAULT 'payload' CHECK (format IN ('payload', 'request')),
+    verdict TEXT
+  );
+  CREATE UNIQUE INDEX IF NOT EXISTS events_payload_once ON events(study, trial, step) WHERE kind = 'payload';
+  CREATE UNIQUE INDEX IF NOT EXISTS events_end_once ON events(study, trial) WHERE kind = 'end';
+`;
+
+const INSERT_EVENT = "INSERT OR IGNORE INTO events (study, trial, kind, step, body, format, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+/** One events row, in INSERT_EVENT's column order. */
+type EventValues = [string, string, "payload" | "end", number | null, string, BodyFormat, string | null];
+
+/**
+ * The writer thread. Plain JavaScript evaluated by the Worker so that it runs the same
+ * from the sources and from the build; it receives the driver's resolved path.
+ */
+const WRITER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma("busy_timeout = 10000");
+db.pragma("synchronous = NORMAL");
+db.pragma("wal_autocheckpoint = 0");
+const insert = db.prepare(workerData.insert);
+const commit = db.transaction((rows) => { for (const row of rows) insert.run(row); });
+parentPort.on("message", (m) => {
+  if (m.type === "commit") {
+    try {
+      commit(m.rows);
+      parentPort.postMessage({ type: "done", id: m.id });
+    } catch (err) {
+      parentPort.postMessage({ type: "failed", id: m.id, error: String((err && err.message) || err) });
+    }
+  } else if (m.type === "close") {
+    db.close();
+    parentPort.postMessage({ type: "closed" });
+    parentPort.close();
+  }
+});
+`;
+
+/** The checkpoint thread: copies the WAL into the database once a second without blocking the writer. */
+const CHECKPOINTER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+const db = new Database(workerData.path);
+db.pragma("busy_timeout = 10000");
+const timer = setInterval(() => {
+  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { /* busy: try again at the next tick */ }
+}, workerData.intervalMs);
+parentPort.on("message", (m) => {
+  if (m.type === "close") {
+    clearInterval(timer);
+    try { db.pragma("wal_checkpoint(TRUNCATE)"); } catch (err) { /* leave the WAL for the next start */ }
+    db.close();
+    parentPort.close();
+  }
+});
+`;
+
+type WriterReply = { type: "done"; id: number } | { type: "failed"; id: number; error: string } | { type: "closed" };
+
+function toValues(e: StoredEvent): EventValues {
+  return e.kind === "payload"
+    ? [e.study, e.trial, "payload", e.step, e.body, e.format, e.verdict]
+    : [e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), "payload", null];
 }
 
 export class SqliteStore implements EventStore {
   private readonly db: Database.Database;
-  private readonly insertEvent: Database.Statement;
   private readonly insertStudy: Database.Statement;
-  private readonly commitBatch: (batch: Pending[]) => void;
+  private readonly writer: Worker;
+  private readonly checkpointer: Worker | undefined;
+  private readonly inFlight = new Map<number, Pending[]>();
   private pending: Pending[] = [];
   private flushScheduled = false;
+  private nextBatch = 1;
+  private writerError: Error | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(readonly path: string) {
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS studies (
-        study TEXT PRIMARY KEY,
-        config TEXT NOT NULL,
-        created_at TEXT NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        study TEXT NOT NULL REFERENCES studies(study),
-        trial TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('payload', 'end')),
-        step INTEGER,
-        body TEXT NOT NULL,
-        format TEXT NOT NULL DEFAULT 'payload' CHECK (format IN ('payload', 'request')),
-        verdict TEXT
-      );
-      CREATE UNIQUE INDEX IF NOT EXISTS events_payload_once ON events(study, trial, step) WHERE kind = 'payload';
-      CREATE UNIQUE INDEX IF NOT EXISTS events_end_once ON events(study, trial) WHERE kind = 'end';
-    `);
-    this.insertEvent = this.db.prepare(
-      "INSERT OR IGNORE INTO events (study, trial, kind, step, body, format, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    );
+    this.db.pragma("busy_timeout = 10000");
+    this.db.exec(SCHEMA);
     this.insertStudy = this.db.prepare("INSERT OR REPLACE INTO studies (study, config, created_at) VALUES (?, ?, ?)");
-    this.commitBatch = this.db.transaction((batch: Pending[]) => {
-      for (const { event: e } of batch) {
-        if (e === null) continue;
-        if (e.kind === "payload") {
-          this.insertEvent.run(e.study, e.trial, "payload", e.step, e.body, e.format, e.verdict);
-        } else {
-          this.insertEvent.run(e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), "payload", null);
-        }
-      }
+    const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+    this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, insert: INSERT_EVENT } });
+    // an in-memory database is private to its connection: nothing to checkpoint from another one
+    this.checkpointer = path === ":memory:" ? undefined : new Worker(CHECKPOINTER, { eval: true, workerData: { path, driver, intervalMs: 1000 } });
+    this.checkpointer?.on("error", () => {
+      /* checkpoints are an optimisation; the writer keeps every commit */
+    });
+    this.writer.on("message", (m: WriterReply) => this.onWriterReply(m));
+    this.writer.on("error", (err) => this.failAll(err));
+    this.writer.on("exit", (code) => {
+      if (this.closing === undefined) this.failAll(new Error(`the database writer stopped (exit code ${code})`));
     });
   }
 
@@ -115,7 +188,7 @@ export class SqliteStore implements EventStore {
     return rows.map((r) => ({ study: r.study, config: JSON.parse(r.config) as StudyConfig, created_at: r.created_at }));
   }
 
-  /** The events of a study in arrival order. */
+  /** The events of a study in arrival order (read at start-up, before any append). */
   *events(study: string): Iterable<StoredEvent> {
     const rows = this.db
       .prepare("SELECT study, trial, kind, step, body, format, verdict FROM events WHERE study = ? ORDER BY seq")
@@ -129,23 +202,47 @@ export class SqliteStore implements EventStore {
     }
   }
 
-  /** Saves a study's configuration at once (a study must exist before its events). */
+  /** Saves a study's configuration at once, before any event of it is appended. */
   saveStudy(study: string, config: StudyConfig, createdAt: string): void {
-    this.flush();
     this.insertStudy.run(study, JSON.stringify(config), createdAt);
   }
 
-  /** Queues an event; resolves when it is committed. */
+  /** Queues an event; resolves when it is committed, rejects when it could not be. */
   append(event: StoredEvent): Promise<void> {
     return this.enqueue(event);
   }
 
-  /** Resolves when everything queued so far is committed (at once when nothing is queued). */
+  /** Resolves when everything queued so far is committed (at once when nothing is queued or in flight). */
   whenCommitted(): Promise<void> {
-    return this.pending.length === 0 ? Promise.resolve() : this.enqueue(null);
+    return this.pending.length === 0 && this.inFlight.size === 0 ? Promise.resolve() : this.enqueue(null);
+  }
+
+  /** Commits what is queued, stops the writer and closes the database. */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      const drained = this.whenCommitted().catch(() => undefined);
+      this.flush();
+      this.closing = drained.then(() => this.stopWriter()).then(() => {
+        this.db.close();
+      });
+    }
+    return this.closing;
+  }
+
+  private async stopWriter(): Promise<void> {
+    const stop = (worker: Worker | undefined): Promise<void> =>
+      new Promise((resolve) => {
+        if (worker === undefined || worker.threadId === -1) return resolve();
+        worker.once("exit", () => resolve());
+        worker.postMessage({ type: "close" });
+      });
+    await (this.writerError === undefined ? stop(this.writer) : Promise.resolve());
+    await stop(this.checkpointer);
   }
 
   private enqueue(event: StoredEvent | null): Promise<void> {
+    if (this.writerError !== undefined) return Promise.reject(this.writerError);
+    if (this.closing !== undefined) return Promise.reject(new Error("the store is closed"));
     return new Promise((resolve, reject) => {
       this.pending.push({ event, resolve, reject });
       if (!this.flushScheduled) {
@@ -155,23 +252,33 @@ export class SqliteStore implements EventStore {
     });
   }
 
-  /** Commits every queued event now. */
-  flush(): void {
+  /** Hands every queued event to the writer as one transaction. */
+  private flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
-    try {
-      this.commitBatch(batch);
-    } catch (err) {
-      for (const p of batch) p.reject(err as Error);
-      return;
-    }
-    for (const p of batch) p.resolve();
+    const id = this.nextBatch++;
+    this.inFlight.set(id, batch);
+    const rows = batch.flatMap((p) => (p.event === null ? [] : [toValues(p.event)]));
+    this.writer.postMessage({ type: "commit", id, rows });
   }
 
-  close(): void {
-    this.flush();
-    this.db.close();
+  private onWriterReply(m: WriterReply): void {
+    if (m.type === "closed") return;
+    const batch = this.inFlight.get(m.id);
+    this.inFlight.delete(m.id);
+    for (const p of batch ?? []) {
+      if (m.type === "done") p.resolve();
+      else p.reject(new Error(m.error));
+    }
+  }
+
+  private failAll(err: Error): void {
+    this.writerError = err;
+    for (const batch of this.inFlight.values()) for (const p of batch) p.reject(err);
+    this.inFlight.clear();
+    for (const p of this.pending) p.reject(err);
+    this.pending = [];
   }
 }

@@ -3,16 +3,19 @@
  *
  * N WebSocket clients (default 1,000, one per trial) × 20 steps of
  * trial.reportAndAssess with 10-layer payloads; persistence on (a SQLite file).
- * Two phases against the same service:
- *  - paced: every client reports once per `1000 * N / RATE` ms, so the offered load
- *    is RATE decisions/s (default 10,000) — this is the latency figure (p50/p99);
+ * Phases against the same service, each a fresh study, after an unmeasured warm-up:
  *  - saturation: every client sends its next report as soon as the previous one is
- *    answered — this is the throughput figure (decisions/s).
+ *    answered — the throughput figure (decisions/s). Its latency is queueing: with N
+ *    requests always in flight, latency = N / throughput (Little's law);
+ *  - paced, at each rate R of --rates: every client reports once per 1000·N/R ms, so
+ *    the offered load is R decisions/s — the latency figures (p50/p99) at that load.
  * Lost = reports that were acknowledged but are not in the database afterwards,
- * plus calls that failed. Usage: npm run bench:service -- [--clients N] [--rate R] [--steps S]
+ * plus calls that failed. The load generator builds its request texts before the
+ * clock starts, so that it takes as little of the shared CPU as it can.
+ * Usage: npm run bench:service -- [--clients N] [--steps S] [--rates R1,R2,...]
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,12 +26,12 @@ import WebSocket from "ws";
 const { values } = parseArgs({
   options: {
     clients: { type: "string", default: "1000" },
-    rate: { type: "string", default: "10000" },
+    rates: { type: "string", default: "1000,2000,5000" },
     steps: { type: "string", default: "20" },
   },
 });
 const CLIENTS = Number(values.clients);
-const RATE = Number(values.rate);
+const RATES = values.rates.split(",").map(Number);
 const STEPS = Number(values.steps);
 const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
@@ -57,7 +60,10 @@ class Client {
   private readonly waiting = new Map<number, (reply: { result?: unknown; error?: unknown }) => void>();
   constructor(private readonly ws: WebSocket) {
     ws.on("message", (data) => {
-      const reply = JSON.parse(data.toString()) as { id: number; result?: unknown; error?: unknown };
+      const text = data.toString();
+      // The load generator only needs the id and whether it is an error: read them without parsing the whole reply.
+      const id = Number(/"id":(\d+)/.exec(text)?.[1]);
+      const reply = text.includes('"error":') ? { id, error: text } : { id, result: text };
       this.waiting.get(reply.id)?.(reply);
       this.waiting.delete(reply.id);
     });
@@ -69,11 +75,12 @@ class Client {
       ws.once("error", reject);
     });
   }
-  call(method: string, params: unknown): Promise<{ result?: unknown; error?: unknown }> {
+  /** Sends a request whose text was built ahead of time (`{"jsonrpc":"2.0","id":` + id + rest). */
+  send(rest: string): Promise<{ result?: unknown; error?: unknown }> {
     const id = this.next++;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      this.ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+      this.ws.send(`{"jsonrpc":"2.0","id":${id}${rest}`);
     });
   }
   close(): void {
@@ -81,10 +88,26 @@ class Client {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const q = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
-async function phase(name: string, clients: Client[], study: string, intervalMs: number): Promise<{ acked: Set<string>; failed: number }> {
+/** The request texts (after the id) of every trial and step, built before the clock starts so the load generator stays light. */
+function frames(study: string): string[][] {
+  return Array.from({ length: CLIENTS }, (_, t) =>
+    Array.from({ length: STEPS }, (_, step) => `,"method":"trial.reportAndAssess","params":${JSON.stringify({ study, trial: `t${t}`, payload: payload(step, t) })}}`),
+  );
+}
+
+async function phase(name: string, clients: Client[], study: string, intervalMs: number, servicePid: number): Promise<{ acked: Set<string>; failed: number }> {
+  const requests = frames(study);
+  const cpu0 = cpuSeconds(servicePid);
+  const own0 = process.cpuUsage();
   const latencies: number[] = [];
   const acked = new Set<string>();
   let failed = 0;
@@ -95,7 +118,7 @@ async function phase(name: string, clients: Client[], study: string, intervalMs:
       for (let step = 0; step < STEPS; step++) {
         const due = performance.now() + intervalMs;
         const t0 = performance.now();
-        const reply = await c.call("trial.reportAndAssess", { study, trial: `t${t}`, payload: payload(step, t) });
+        const reply = await c.send(requests[t]?.[step] as string);
         latencies.push(performance.now() - t0);
         if (reply.error) failed++;
         else acked.add(`${study}/t${t}@${step}`);
@@ -106,15 +129,23 @@ async function phase(name: string, clients: Client[], study: string, intervalMs:
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   console.log(
-    `${name.padEnd(11)} ${String(latencies.length).padStart(6)} decisions in ${seconds.toFixed(2)} s = ${Math.round(latencies.length / seconds)} decisions/s;` +
+    `${name.padEnd(15)} ${String(latencies.length).padStart(6)} decisions in ${seconds.toFixed(2)} s = ${Math.round(latencies.length / seconds)} decisions/s;` +
       ` latency p50 ${q(latencies, 0.5).toFixed(2)} ms, p99 ${q(latencies, 0.99).toFixed(2)} ms, max ${q(latencies, 1).toFixed(2)} ms; failed ${failed}`,
+  );
+  const health = await clients[0]?.send(`,"method":"service.health"}`);
+  const inside = (JSON.parse(String(health?.result)) as { result: { recent_frames: { frames: number; p50_ms: number; p99_ms: number; max_ms: number } } }).result.recent_frames;
+  console.log(`${"".padEnd(15)} inside the service, last ${inside.frames} frames: p50 ${inside.p50_ms} ms, p99 ${inside.p99_ms} ms, max ${inside.max_ms} ms`);
+  const own = process.cpuUsage(own0);
+  const serviceCpu = cpuSeconds(servicePid) - cpu0;
+  console.log(
+    `${"".padEnd(15)} CPU per decision: service ${((serviceCpu * 1e6) / latencies.length).toFixed(0)} µs, benchmark clients ${(((own.user + own.system) / 1e6) * 1e6 / latencies.length).toFixed(0)} µs`,
   );
   return { acked, failed };
 }
 
 async function main(): Promise<void> {
   const db = join(mkdtempSync(join(tmpdir(), "bttackler-bench-")), "bench.db");
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), CLI, "serve", "--port", "0", "--db", db], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), CLI, "serve", "--port", "0", "--db", db], { stdio: ["ignore", process.env.BENCH_SERVICE_STDOUT ? "inherit" : "ignore", "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = "";
     child.stderr.on("data", (d: Buffer) => {
@@ -127,8 +158,10 @@ async function main(): Promise<void> {
   console.log(`bttackler service benchmark: ${CLIENTS} clients × ${STEPS} steps, 10-layer payloads, SQLite file, node ${process.version}`);
   const clients: Client[] = [];
   for (let i = 0; i < CLIENTS; i++) clients.push(await Client.open(url));
-  const paced = await phase("paced", clients, "paced", (1000 * CLIENTS) / RATE);
-  const saturated = await phase("saturation", clients, "saturation", 0);
+  const pid = child.pid as number;
+  await phase("warm-up", clients, "warm-up", 0, pid);
+  const results = [await phase("saturation", clients, "saturation", 0, pid)];
+  for (const rate of RATES) results.push(await phase(`paced ${rate}/s`, clients, `paced-${rate}`, (1000 * CLIENTS) / rate, pid));
   for (const c of clients) c.close();
   child.kill("SIGTERM");
   await new Promise((r) => child.once("exit", r));
@@ -137,9 +170,10 @@ async function main(): Promise<void> {
       (r) => `${r.study}/${r.trial}@${r.step}`,
     ),
   );
-  const all = [...paced.acked, ...saturated.acked];
-  const lost = all.filter((k) => !stored.has(k)).length + paced.failed + saturated.failed;
-  console.log(`offered rate in the paced phase: ${RATE} decisions/s; acknowledged ${all.length}, stored ${stored.size}, lost ${lost}`);
+  const all = results.flatMap((r) => [...r.acked]);
+  const failed = results.reduce((n, r) => n + r.failed, 0);
+  const lost = all.filter((k) => !stored.has(k)).length + failed;
+  console.log(`measured phases: acknowledged ${all.length}, failed ${failed}, lost ${lost} (${stored.size} payload rows in the database, warm-up included)`);
 }
 
 void main();

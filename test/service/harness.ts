@@ -93,9 +93,17 @@ export interface ServeProcess {
   exited: Promise<number | null>;
 }
 
+const children = new Set<ChildProcess>();
+// A failed test must not leave a service running behind it.
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
 /** Starts `bttackler serve` as a child process and resolves once its start-up line gives the address. */
 export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { env: { ...process.env, ...env } });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   return new Promise((resolve, reject) => {
