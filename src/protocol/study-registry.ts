@@ -11,7 +11,7 @@ import { EngineInputError } from "../diagnosis/errors.js";
 import type { PayloadV1, StudyConfig, TrialEndState, Verdict } from "../diagnosis/types.js";
 import { parseJson } from "../schema/json.js";
 import { resolveConfig, validatePayload, ValidationError } from "../schema/validate.js";
-import type { BodyFormat, EventStore } from "../store/sqlite-store.js";
+import type { BodyFormat, EventStore, StoredEvent } from "../store/sqlite-store.js";
 import { RpcErrorCode } from "./errors.js";
 import type { Log } from "./log.js";
 
@@ -30,6 +30,8 @@ export interface StudyInfo {
 
 export class StudyRegistry {
   private readonly studies = new Map<string, Study>();
+  /** Payload events the engine answered but the store failed to commit, by study/trial/step: a re-delivery stores them again. */
+  private readonly unstored = new Map<string, StoredEvent>();
 
   constructor(
     private readonly store: EventStore,
@@ -40,7 +42,7 @@ export class StudyRegistry {
   }
 
   /** Creates a study, or reopens it. A different config is refused once the study has events. */
-  open(study: string, rawConfig?: unknown): { study: string; config: StudyConfig; created: boolean } {
+  async open(study: string, rawConfig?: unknown): Promise<{ study: string; config: StudyConfig; created: boolean }> {
     const existing = this.studies.get(study);
     let config: StudyConfig | undefined;
     if (rawConfig !== undefined) {
@@ -64,9 +66,9 @@ export class StudyRegistry {
     }
     const resolved = config ?? resolveConfig({});
     const created_at = existing?.created_at ?? this.now().toISOString();
-    this.store.saveStudy(study, resolved, created_at);
     this.studies.set(study, { engine: new DiagnosisEngine(resolved), config: resolved, created_at });
     if (existing === undefined) this.log.info("study opened", { study });
+    await this.committed(this.store.saveStudy(study, resolved, created_at));
     return { study, config: resolved, created: existing === undefined };
   }
 
@@ -76,7 +78,7 @@ export class StudyRegistry {
    * payload at params.payload, when there was exactly one: it is stored as it came.
    */
   async report(study: string, trial: string, payload: PayloadV1, request?: string): Promise<{ verdict: Verdict; duplicate: boolean }> {
-    const s = this.studies.get(study) ?? this.studyFor(study);
+    const s = this.studies.get(study) ?? (await this.studyFor(study));
     const duplicate = s.engine.has(trial, payload.step);
     let verdict: Verdict;
     try {
@@ -85,8 +87,11 @@ export class StudyRegistry {
       if (err instanceof EngineInputError) throw new JSONRPCErrorException(err.message, RpcErrorCode.RejectedEvent);
       throw err;
     }
+    const key = `${study}\u0000${trial}\u0000${payload.step}`;
     if (duplicate) {
-      await this.committed(this.store.whenCommitted());
+      const retry = this.unstored.get(key);
+      if (retry === undefined) await this.committed(this.store.whenCommitted());
+      else await this.persist(key, retry);
       return { verdict, duplicate };
     }
     if (verdict.stop && verdict.stopped_at === payload.step) {
@@ -100,12 +105,12 @@ export class StudyRegistry {
     }
     const body = request ?? JSON.stringify(payload);
     const format = request === undefined ? "payload" : "request";
-    await this.committed(this.store.append({ study, trial, kind: "payload", step: payload.step, body, format, verdict: JSON.stringify(verdict) }));
+    await this.persist(key, { study, trial, kind: "payload", step: payload.step, body, format, verdict: JSON.stringify(verdict) });
     return { verdict, duplicate };
   }
 
   async end(study: string, trial: string, state: TrialEndState): Promise<void> {
-    const s = this.studies.get(study) ?? this.studyFor(study);
+    const s = this.studies.get(study) ?? (await this.studyFor(study));
     const first = s.engine.trialSummaries().find((t) => t.trial === trial)?.ended === undefined;
     s.engine.end(trial, state);
     if (first) await this.committed(this.store.append({ study, trial, kind: "end", state }));
@@ -147,9 +152,22 @@ export class StudyRegistry {
   }
 
   /** A study reported to without study.open is created with the default config. */
-  private studyFor(study: string): Study {
-    this.open(study);
-    return this.studies.get(study) as Study;
+  private async studyFor(study: string): Promise<Study> {
+    const opening = this.open(study);
+    const s = this.studies.get(study) as Study;
+    await opening;
+    return s;
+  }
+
+  /** Stores a payload event; when that fails, keeps it so that a re-delivery of the step can store it. */
+  private async persist(key: string, event: StoredEvent): Promise<void> {
+    try {
+      await this.committed(this.store.append(event));
+      this.unstored.delete(key);
+    } catch (err) {
+      this.unstored.set(key, event);
+      throw err;
+    }
   }
 
   private async committed(write: Promise<void>): Promise<void> {

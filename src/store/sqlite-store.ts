@@ -17,8 +17,9 @@
  * for the disk, run on a third thread (PASSIVE, once a second), so they stall neither
  * the answers nor the commits. With WAL and synchronous=NORMAL a committed row survives the
  * process being killed (-9); only an OS crash or power loss can lose the last
- * transactions. The main thread's own connection only reads at start-up and
- * records study configurations.
+ * transactions. Study configurations go through the same queue, so a study's row
+ * always commits before its events. The main thread's own connection only reads,
+ * at start-up.
  */
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
@@ -38,9 +39,12 @@ export interface StoredStudy {
   created_at: string;
 }
 
+/** A row for the writer: "e" + an events row, or "s" + a studies row (study, config JSON, created_at). */
+type WriterRow = ["e", ...EventValues] | ["s", string, string, string];
+
 interface Pending {
   /** null for a barrier that only waits for the commit of what was queued before it. */
-  event: StoredEvent | null;
+  row: WriterRow | null;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -59,7 +63,7 @@ interface EventRow {
 export interface EventStore {
   studies(): StoredStudy[];
   events(study: string): Iterable<StoredEvent>;
-  saveStudy(study: string, config: StudyConfig, createdAt: string): void;
+  saveStudy(study: string, config: StudyConfig, createdAt: string): Promise<void>;
   append(event: StoredEvent): Promise<void>;
   whenCommitted(): Promise<void>;
   close(): Promise<void>;
@@ -86,6 +90,7 @@ const SCHEMA = `
 `;
 
 const INSERT_EVENT = "INSERT OR IGNORE INTO events (study, trial, kind, step, body, format, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)";
+const INSERT_STUDY = "INSERT OR REPLACE INTO studies (study, config, created_at) VALUES (?, ?, ?)";
 
 /** One events row, in INSERT_EVENT's column order. */
 type EventValues = [string, string, "payload" | "end", number | null, string, BodyFormat, string | null];
@@ -101,8 +106,12 @@ const db = new Database(workerData.path);
 db.pragma("busy_timeout = 10000");
 db.pragma("synchronous = NORMAL");
 db.pragma("wal_autocheckpoint = 0");
-const insert = db.prepare(workerData.insert);
-const commit = db.transaction((rows) => { for (const row of rows) insert.run(row); });
+db.exec(workerData.schema);
+const insertEvent = db.prepare(workerData.insertEvent);
+const insertStudy = db.prepare(workerData.insertStudy);
+const commit = db.transaction((rows) => {
+  for (const row of rows) (row[0] === "s" ? insertStudy : insertEvent).run(row.slice(1));
+});
 parentPort.on("message", (m) => {
   if (m.type === "commit") {
     try {
@@ -140,15 +149,14 @@ parentPort.on("message", (m) => {
 
 type WriterReply = { type: "done"; id: number } | { type: "failed"; id: number; error: string } | { type: "closed" };
 
-function toValues(e: StoredEvent): EventValues {
+function eventRow(e: StoredEvent): WriterRow {
   return e.kind === "payload"
-    ? [e.study, e.trial, "payload", e.step, e.body, e.format, e.verdict]
-    : [e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), "payload", null];
+    ? ["e", e.study, e.trial, "payload", e.step, e.body, e.format, e.verdict]
+    : ["e", e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), "payload", null];
 }
 
 export class SqliteStore implements EventStore {
   private readonly db: Database.Database;
-  private readonly insertStudy: Database.Statement;
   private readonly writer: Worker;
   private readonly checkpointer: Worker | undefined;
   private readonly inFlight = new Map<number, Pending[]>();
@@ -164,9 +172,8 @@ export class SqliteStore implements EventStore {
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 10000");
     this.db.exec(SCHEMA);
-    this.insertStudy = this.db.prepare("INSERT OR REPLACE INTO studies (study, config, created_at) VALUES (?, ?, ?)");
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, insert: INSERT_EVENT } });
+    this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, schema: SCHEMA, insertEvent: INSERT_EVENT, insertStudy: INSERT_STUDY } });
     // an in-memory database is private to its connection: nothing to checkpoint from another one
     this.checkpointer = path === ":memory:" ? undefined : new Worker(CHECKPOINTER, { eval: true, workerData: { path, driver, intervalMs: 1000 } });
     this.checkpointer?.on("error", () => {
@@ -202,14 +209,14 @@ export class SqliteStore implements EventStore {
     }
   }
 
-  /** Saves a study's configuration at once, before any event of it is appended. */
-  saveStudy(study: string, config: StudyConfig, createdAt: string): void {
-    this.insertStudy.run(study, JSON.stringify(config), createdAt);
+  /** Queues a study's configuration (created or replaced); it commits before anything queued after it. */
+  saveStudy(study: string, config: StudyConfig, createdAt: string): Promise<void> {
+    return this.enqueue(["s", study, JSON.stringify(config), createdAt]);
   }
 
   /** Queues an event; resolves when it is committed, rejects when it could not be. */
   append(event: StoredEvent): Promise<void> {
-    return this.enqueue(event);
+    return this.enqueue(eventRow(event));
   }
 
   /** Resolves when everything queued so far is committed (at once when nothing is queued or in flight). */
@@ -240,11 +247,11 @@ export class SqliteStore implements EventStore {
     await stop(this.checkpointer);
   }
 
-  private enqueue(event: StoredEvent | null): Promise<void> {
+  private enqueue(row: WriterRow | null): Promise<void> {
     if (this.writerError !== undefined) return Promise.reject(this.writerError);
     if (this.closing !== undefined) return Promise.reject(new Error("the store is closed"));
     return new Promise((resolve, reject) => {
-      this.pending.push({ event, resolve, reject });
+      this.pending.push({ row, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -260,7 +267,7 @@ export class SqliteStore implements EventStore {
     this.pending = [];
     const id = this.nextBatch++;
     this.inFlight.set(id, batch);
-    const rows = batch.flatMap((p) => (p.event === null ? [] : [toValues(p.event)]));
+    const rows = batch.flatMap((p) => (p.row === null ? [] : [p.row]));
     this.writer.postMessage({ type: "commit", id, rows });
   }
 

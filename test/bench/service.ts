@@ -104,8 +104,7 @@ function frames(study: string): string[][] {
   );
 }
 
-async function phase(name: string, clients: Client[], study: string, intervalMs: number, servicePid: number): Promise<{ acked: Set<string>; failed: number }> {
-  const requests = frames(study);
+async function phase(name: string, clients: Client[], study: string, requests: string[][], intervalMs: number, servicePid: number): Promise<{ acked: Set<string>; failed: number }> {
   const cpu0 = cpuSeconds(servicePid);
   const own0 = process.cpuUsage();
   const latencies: number[] = [];
@@ -159,12 +158,23 @@ async function main(): Promise<void> {
   const clients: Client[] = [];
   for (let i = 0; i < CLIENTS; i++) clients.push(await Client.open(url));
   const pid = child.pid as number;
-  await phase("warm-up", clients, "warm-up", 0, pid);
-  const results = [await phase("saturation", clients, "saturation", 0, pid)];
-  for (const rate of RATES) results.push(await phase(`paced ${rate}/s`, clients, `paced-${rate}`, (1000 * CLIENTS) / rate, pid));
+  // every request text is built before the first phase, so no phase pays for building or collecting them
+  const plan: [string, string, number][] = [
+    ["warm-up", "warm-up", 0],
+    ["saturation", "saturation", 0],
+    ...RATES.map((rate, i): [string, string, number] => [`paced ${rate}/s`, `paced-${i}-${rate}`, (1000 * CLIENTS) / rate]),
+  ];
+  const requests = plan.map(([, study]) => frames(study));
+  const results: { acked: Set<string>; failed: number }[] = [];
+  for (const [i, [name, study, interval]] of plan.entries()) {
+    const result = await phase(name, clients, study, requests[i] as string[][], interval, pid);
+    if (i > 0) results.push(result);
+  }
   for (const c of clients) c.close();
   child.kill("SIGTERM");
+  const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   await new Promise((r) => child.once("exit", r));
+  clearTimeout(killer);
   const stored = new Set(
     (new Database(db, { readonly: true }).prepare("SELECT study, trial, step FROM events WHERE kind = 'payload'").all() as { study: string; trial: string; step: number }[]).map(
       (r) => `${r.study}/${r.trial}@${r.step}`,

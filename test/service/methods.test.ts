@@ -103,4 +103,19 @@ describe("service methods", () => {
     const list = await client.call<{ studies: { trials: number }[] }>("study.list");
     expect(list.studies[0]?.trials).toBe(20);
   });
+
+  it("works on an in-memory database (--db :memory:)", async () => {
+    const memory = await startWsService({ db: ":memory:", version: "test", log: silentLog, port: 0 });
+    const c = await RpcClient.connect(memory.url);
+    try {
+      await c.call("study.open", { study: "m", config: { max_steps: 20 } });
+      const v = await c.call("trial.reportAndAssess", { study: "m", trial: "t", payload: { step: 0, metrics: { train_loss: null } } });
+      expect(v).toMatchObject({ stop: true, duplicate: false });
+      const again = await c.call("trial.reportAndAssess", { study: "m", trial: "t", payload: { step: 0, metrics: { train_loss: null } } });
+      expect(again).toMatchObject({ stop: true, duplicate: true });
+    } finally {
+      c.close();
+      await memory.close();
+    }
+  });
 });
