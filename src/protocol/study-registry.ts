@@ -30,7 +30,7 @@ export interface StudyInfo {
 
 export class StudyRegistry {
   private readonly studies = new Map<string, Study>();
-  /** Payload events the engine answered but the store failed to commit, by study/trial/step: a re-delivery stores them again. */
+  /** Events the engine took but the store failed to commit, by study/trial/step (or study/trial/end): a re-delivery stores them again. */
   private readonly unstored = new Map<string, StoredEvent>();
 
   constructor(
@@ -66,9 +66,16 @@ export class StudyRegistry {
     }
     const resolved = config ?? resolveConfig({});
     const created_at = existing?.created_at ?? this.now().toISOString();
-    this.studies.set(study, { engine: new DiagnosisEngine(resolved), config: resolved, created_at });
+    const entry: Study = { engine: new DiagnosisEngine(resolved), config: resolved, created_at };
+    this.studies.set(study, entry);
     if (existing === undefined) this.log.info("study opened", { study });
-    await this.committed(this.store.saveStudy(study, resolved, created_at));
+    try {
+      await this.committed(this.store.saveStudy(study, resolved, created_at));
+    } catch (err) {
+      // a new study that was not stored is forgotten, so that the next open or report stores it (its events need its row)
+      if (existing === undefined && this.studies.get(study) === entry) this.studies.delete(study);
+      throw err;
+    }
     return { study, config: resolved, created: existing === undefined };
   }
 
@@ -113,7 +120,9 @@ export class StudyRegistry {
     const s = this.studies.get(study) ?? (await this.studyFor(study));
     const first = s.engine.trialSummaries().find((t) => t.trial === trial)?.ended === undefined;
     s.engine.end(trial, state);
-    if (first) await this.committed(this.store.append({ study, trial, kind: "end", state }));
+    const key = `${study}\u0000${trial}\u0000end`;
+    const event: StoredEvent | undefined = first ? { study, trial, kind: "end", state } : this.unstored.get(key);
+    if (event !== undefined) await this.persist(key, event);
     else await this.committed(this.store.whenCommitted());
   }
 
@@ -159,7 +168,7 @@ export class StudyRegistry {
     return s;
   }
 
-  /** Stores a payload event; when that fails, keeps it so that a re-delivery of the step can store it. */
+  /** Stores an event; when that fails, keeps it so that a re-delivery (of the step, or of the end) can store it. */
   private async persist(key: string, event: StoredEvent): Promise<void> {
     try {
       await this.committed(this.store.append(event));

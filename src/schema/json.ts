@@ -58,15 +58,24 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/** Deepest nesting of arrays and objects that values from the outside may have; every schema here needs far less. */
+export const MAX_NESTING = 64;
+
+/** A value nested deeper than MAX_NESTING; refused before any recursive walk can exhaust the stack. */
+export class NestingError extends Error {
+  override readonly name = "NestingError";
+}
+
 /** Whether a value holds a non-finite number (NaN, ±Infinity) anywhere. Allocates nothing. */
-function hasNonFinite(value: unknown): boolean {
+function hasNonFinite(value: unknown, depth = 0): boolean {
   if (typeof value === "number") return !Number.isFinite(value);
   if (value === null || typeof value !== "object") return false;
+  if (depth >= MAX_NESTING) throw new NestingError(`nested deeper than ${MAX_NESTING} levels`);
   if (Array.isArray(value)) {
-    for (const v of value) if (hasNonFinite(v)) return true;
+    for (const v of value) if (hasNonFinite(v, depth + 1)) return true;
     return false;
   }
-  for (const k in value) if (hasNonFinite((value as Record<string, unknown>)[k])) return true;
+  for (const k in value) if (hasNonFinite((value as Record<string, unknown>)[k], depth + 1)) return true;
   return false;
 }
 
@@ -84,7 +93,8 @@ function copyNonFiniteToNull(value: unknown): unknown {
 /**
  * The value with every non-finite number (NaN, ±Infinity) as null, as it would be
  * after a JSON round trip: the value itself when it has none (the common case,
- * e.g. anything parsed from JSON text), otherwise a copy.
+ * e.g. anything parsed from JSON text), otherwise a copy. Throws NestingError for a
+ * value nested deeper than MAX_NESTING.
  */
 export function nonFiniteToNull(value: unknown): unknown {
   return hasNonFinite(value) ? copyNonFiniteToNull(value) : value;

@@ -6,7 +6,19 @@
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { PayloadV1, StudyConfig, TrialEndState } from "../diagnosis/types.js";
-import { nonFiniteToNull } from "./json.js";
+import { MAX_NESTING, NestingError, nonFiniteToNull as toNullOrThrow } from "./json.js";
+
+/** nonFiniteToNull, with too deep a nesting reported like any other schema violation. */
+function nonFiniteToNull(value: unknown, root: string): unknown {
+  try {
+    return toNullOrThrow(value);
+  } catch (err) {
+    if (err instanceof NestingError) {
+      throw new ValidationError([{ path: root, value: "(too deep to show)", expected: `at most ${MAX_NESTING} levels of nested arrays and objects` }]);
+    }
+    throw err;
+  }
+}
 
 const SCHEMA_DIR = new URL("../../schemas/", import.meta.url);
 
@@ -135,7 +147,7 @@ function check<T>(validate: ValidateFunction, root: string, value: unknown): T {
  * accepted and turned into null, as JSON would carry them (in a copy; the input is never modified).
  */
 export function validatePayload(value: unknown, root = "payload"): PayloadV1 {
-  return check<PayloadV1>(checkPayload, root, nonFiniteToNull(value));
+  return check<PayloadV1>(checkPayload, root, nonFiniteToNull(value, root));
 }
 
 /**
@@ -145,7 +157,7 @@ export function validatePayload(value: unknown, root = "payload"): PayloadV1 {
 export function validateRpcParams<T>(method: string, params: unknown): T {
   const validate = strictAjv.getSchema(`urn:bttackler:schema:rpc.v1#/definitions/${method}`);
   if (validate === undefined) throw new Error(`no schema for method ${method}`);
-  return check<T>(validate, "params", nonFiniteToNull(params ?? {}));
+  return check<T>(validate, "params", nonFiniteToNull(params ?? {}, "params"));
 }
 
 export type ReplayEvent =
@@ -154,7 +166,7 @@ export type ReplayEvent =
 
 /** Validates one `bttackler replay` input line (already parsed). */
 export function validateReplayEvent(value: unknown): ReplayEvent {
-  const event = check<Record<string, unknown>>(checkEvent, "event", nonFiniteToNull(value));
+  const event = check<Record<string, unknown>>(checkEvent, "event", nonFiniteToNull(value, "event"));
   const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(event, k);
   if (has("payload") === has("end")) {
     throw new ValidationError([{ path: "event", value: Object.keys(event), expected: "exactly one of the fields payload and end" }]);

@@ -102,13 +102,19 @@ type EventValues = [string, string, "payload" | "end", number | null, string, Bo
 const WRITER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
-const db = new Database(workerData.path);
-db.pragma("busy_timeout = 10000");
-db.pragma("synchronous = NORMAL");
-db.pragma("wal_autocheckpoint = 0");
-db.exec(workerData.schema);
-const insertEvent = db.prepare(workerData.insertEvent);
-const insertStudy = db.prepare(workerData.insertStudy);
+let db, insertEvent, insertStudy;
+try {
+  db = new Database(workerData.path);
+  db.pragma("busy_timeout = 10000");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("wal_autocheckpoint = 0");
+  db.exec(workerData.schema);
+  insertEvent = db.prepare(workerData.insertEvent);
+  insertStudy = db.prepare(workerData.insertStudy);
+} catch (err) {
+  // a SqliteError reaches the main thread as a bare { code }, without its message: throw a plain Error
+  throw new Error(String((err && err.message) || err));
+}
 const commit = db.transaction((rows) => {
   for (const row of rows) (row[0] === "s" ? insertStudy : insertEvent).run(row.slice(1));
 });
@@ -282,7 +288,7 @@ export class SqliteStore implements EventStore {
   }
 
   private failAll(err: Error): void {
-    this.writerError = err;
+    this.writerError ??= err; // the first error is the cause; the exit that follows it says less
     for (const batch of this.inFlight.values()) for (const p of batch) p.reject(err);
     this.inFlight.clear();
     for (const p of this.pending) p.reject(err);

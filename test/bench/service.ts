@@ -19,6 +19,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
 import WebSocket from "ws";
@@ -107,6 +108,8 @@ function frames(study: string): string[][] {
 async function phase(name: string, clients: Client[], study: string, requests: string[][], intervalMs: number, servicePid: number): Promise<{ acked: Set<string>; failed: number }> {
   const cpu0 = cpuSeconds(servicePid);
   const own0 = process.cpuUsage();
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const latencies: number[] = [];
   const acked = new Set<string>();
   let failed = 0;
@@ -134,6 +137,8 @@ async function phase(name: string, clients: Client[], study: string, requests: s
   const health = await clients[0]?.send(`,"method":"service.health"}`);
   const inside = (JSON.parse(String(health?.result)) as { result: { recent_frames: { frames: number; p50_ms: number; p99_ms: number; max_ms: number } } }).result.recent_frames;
   console.log(`${"".padEnd(15)} inside the service, last ${inside.frames} frames: p50 ${inside.p50_ms} ms, p99 ${inside.p99_ms} ms, max ${inside.max_ms} ms`);
+  loopDelay.disable();
+  console.log(`${"".padEnd(15)} the load generator's own event-loop delay: p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms, max ${(loopDelay.max / 1e6).toFixed(2)} ms`);
   const own = process.cpuUsage(own0);
   const serviceCpu = cpuSeconds(servicePid) - cpu0;
   console.log(

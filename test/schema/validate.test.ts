@@ -85,6 +85,15 @@ describe("validatePayload", () => {
     expect(err.issues.map((i) => i.path).sort()).toEqual(["payload.metrics.train_loss", "payload.seconds", "payload.step"]);
   });
 
+  it("refuses a value nested deeper than 64 levels with a ValidationError, not a stack overflow", () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(messageOf(() => validatePayload({ step: 0, metrics: { x: deep } }))).toBe(
+      'payload: got "(too deep to show)", expected at most 64 levels of nested arrays and objects',
+    );
+    expect(messageOf(() => validateReplayEvent({ study: "s", trial: "t", payload: { step: 0, layers: [deep] } }))).toContain("event: got");
+  });
+
   it("bounds the number of layers", () => {
     const layers = Array.from({ length: 4097 }, () => ({}));
     expect(messageOf(() => validatePayload({ step: 0, layers }))).toContain("payload.layers: got");

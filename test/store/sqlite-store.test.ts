@@ -1,0 +1,202 @@
+/** The SQLite event log on real temp files: group commit, commit barriers, close, idempotent rows, read-back, writer failures. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import type { StudyConfig } from "../../src/diagnosis/types.js";
+import { resolveConfig } from "../../src/schema/validate.js";
+import { SqliteStore, type StoredEvent } from "../../src/store/sqlite-store.js";
+
+const dirs: string[] = [];
+const stores: SqliteStore[] = [];
+
+function tempPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), "bttackler-store-"));
+  dirs.push(dir);
+  return join(dir, "store.db");
+}
+
+function openStore(path = tempPath()): SqliteStore {
+  const store = new SqliteStore(path);
+  stores.push(store);
+  return store;
+}
+
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+const CONFIG: StudyConfig = resolveConfig({ max_steps: 20 });
+
+function payloadEvent(trial: string, step: number, body = `{"step":${step}}`, study = "s"): StoredEvent {
+  return { study, trial, kind: "payload", step, body, format: "payload", verdict: `{"step":${step}}` };
+}
+
+/** Counts rows through a separate read-only connection (what another process would see). */
+function countRows(path: string, where = "1 = 1"): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare(`SELECT count(*) AS n FROM events WHERE ${where}`).get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs SQL on the store's file through another connection (schema faults, triggers). */
+function exec(path: string, sql: string): void {
+  const db = new Database(path);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe("SqliteStore", () => {
+  it("commits the rows appended in one event-loop turn and resolves every promise, in arrival order", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    const appends = Array.from({ length: 100 }, (_, i) => store.append(payloadEvent(`t${i % 7}`, Math.floor(i / 7))));
+    const settled = await Promise.allSettled(appends);
+    expect(settled.filter((r) => r.status === "fulfilled")).toHaveLength(100);
+    expect(countRows(path)).toBe(100);
+    const order = [...store.events("s")].map((e) => (e.kind === "payload" ? `${e.trial}@${e.step}` : "end"));
+    expect(order).toEqual(Array.from({ length: 100 }, (_, i) => `t${i % 7}@${Math.floor(i / 7)}`));
+  });
+
+  it("commits one turn's rows as one transaction: a row the database refuses fails all of them, the next turn commits", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    exec(path, "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.trial = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END");
+    const sameTurn = await Promise.allSettled([store.append(payloadEvent("a", 0)), store.append(payloadEvent("poison", 0)), store.append(payloadEvent("b", 0))]);
+    expect(sameTurn.map((r) => (r.status === "rejected" ? (r.reason as Error).message : "ok"))).toEqual(["poisoned row", "poisoned row", "poisoned row"]);
+    expect(countRows(path)).toBe(0);
+    await expect(store.append(payloadEvent("a", 0))).resolves.toBeUndefined();
+    expect(countRows(path)).toBe(1);
+  });
+
+  it("whenCommitted resolves at once when nothing is queued, and only after the batches in flight otherwise", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+
+    const idle = await Promise.race([store.whenCommitted().then(() => "committed"), nextTurn().then(() => "next turn")]);
+    expect(idle).toBe("committed");
+
+    const order: string[] = [];
+    const append = store.append(payloadEvent("t", 0)).then(() => order.push("append"));
+    await nextTurn(); // the store's flush ran first: the row is now in flight, not queued
+    expect(order).toEqual([]);
+    const barrier = store.whenCommitted().then(() => order.push("whenCommitted"));
+    const busy = await Promise.race([barrier.then(() => "committed"), nextTurn().then(() => "next turn")]);
+    expect(busy).toBe("next turn");
+    await Promise.all([append, barrier]);
+    expect(order).toEqual(["append", "whenCommitted"]);
+    expect(countRows(path)).toBe(1);
+  });
+
+  it("close commits what is still queued, then refuses appends and study saves", async () => {
+    const path = tempPath();
+    const store = new SqliteStore(path);
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    const queued = Array.from({ length: 25 }, (_, i) => store.append(payloadEvent("t", i)));
+    const closed = store.close();
+    await expect(store.append(payloadEvent("t", 99))).rejects.toThrow("the store is closed");
+    await expect(store.saveStudy("late", CONFIG, "2026-01-01T00:00:00.000Z")).rejects.toThrow("the store is closed");
+    await closed;
+    expect((await Promise.allSettled(queued)).every((r) => r.status === "fulfilled")).toBe(true);
+    expect(countRows(path)).toBe(25);
+    await expect(store.append(payloadEvent("t", 100))).rejects.toThrow("the store is closed");
+    expect(store.close()).toBe(closed);
+  });
+
+  it("keeps one payload row per (study, trial, step) and one end row per trial, the first one", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    await store.saveStudy("other", CONFIG, "2026-01-01T00:00:00.000Z");
+    await store.append(payloadEvent("t", 3, '{"step":3,"first":true}'));
+    await Promise.all([store.append(payloadEvent("t", 3, '{"step":3,"again":1}')), store.append(payloadEvent("t", 3, '{"step":3,"again":2}'))]);
+    await store.append(payloadEvent("t", 3, '{"step":3}', "other"));
+    await store.append({ study: "s", trial: "t", kind: "end", state: "complete" });
+    await store.append({ study: "s", trial: "t", kind: "end", state: "failed" });
+    expect(countRows(path, "study = 's' AND kind = 'payload'")).toBe(1);
+    expect(countRows(path, "study = 's' AND kind = 'end'")).toBe(1);
+    expect(countRows(path, "study = 'other'")).toBe(1);
+    expect([...store.events("s")]).toEqual([
+      { study: "s", trial: "t", kind: "payload", step: 3, body: '{"step":3,"first":true}', format: "payload", verdict: '{"step":3}' },
+      { study: "s", trial: "t", kind: "end", state: "complete" },
+    ]);
+  });
+
+  it("events() gives a study's events in arrival order with body, format and verdict text as stored", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    await store.saveStudy("x", CONFIG, "2026-01-01T00:00:00.000Z");
+    const request = '{"jsonrpc":"2.0","id":7,"method":"trial.report","params":{"study":"s","trial":"b","payload":{"step":0,"metrics":{"train_loss":NaN}}}}';
+    const events: StoredEvent[] = [
+      { study: "s", trial: "b", kind: "payload", step: 0, body: request, format: "request", verdict: '{ "stop" : true,"x":1e3 }' },
+      { study: "x", trial: "a", kind: "payload", step: 0, body: "{}", format: "payload", verdict: "{}" },
+      { study: "s", trial: "a", kind: "payload", step: 5, body: '{"step":5,  "metrics":{}}', format: "payload", verdict: '{"stop":false}' },
+      { study: "s", trial: "b", kind: "end", state: "pruned" },
+      { study: "s", trial: "a", kind: "payload", step: 2, body: '{"step":2}', format: "payload", verdict: '{"stop":false,"step":2}' },
+    ];
+    await Promise.all(events.slice(0, 3).map((e) => store.append(e)));
+    for (const e of events.slice(3)) await store.append(e);
+    expect([...store.events("s")]).toEqual(events.filter((e) => e.study === "s"));
+    expect([...store.events("x")]).toEqual([events[1]]);
+    expect([...store.events("nope")]).toEqual([]);
+  });
+
+  it("studies() round-trips each study's config JSON and creation time; saving again replaces the config", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    const custom = resolveConfig({ max_steps: 7, protection: { percentile: 25, min_cohort: 3 }, rules: { EG: { grad_median_max: 123.5 } } });
+    await store.saveStudy("a", CONFIG, "2026-01-01T00:00:00.000Z");
+    await store.saveStudy("b", custom, "2026-02-02T00:00:00.000Z");
+    expect(store.studies()).toEqual([
+      { study: "a", config: CONFIG, created_at: "2026-01-01T00:00:00.000Z" },
+      { study: "b", config: custom, created_at: "2026-02-02T00:00:00.000Z" },
+    ]);
+    await store.saveStudy("a", custom, "2026-01-01T00:00:00.000Z");
+    expect(store.studies().find((s) => s.study === "a")?.config).toEqual(custom);
+    await store.close();
+    const reopened = openStore(path);
+    const byName = new Map(reopened.studies().map((s) => [s.study, s]));
+    expect(byName.size).toBe(2);
+    expect(byName.get("a")).toEqual({ study: "a", config: custom, created_at: "2026-01-01T00:00:00.000Z" });
+    expect(byName.get("b")).toEqual({ study: "b", config: custom, created_at: "2026-02-02T00:00:00.000Z" });
+  });
+
+  it('works on ":memory:": saves, appends and closes without error', async () => {
+    const store = new SqliteStore(":memory:");
+    await store.saveStudy("m", CONFIG, "2026-01-01T00:00:00.000Z");
+    await Promise.all([store.append(payloadEvent("t", 0, "{}", "m")), store.append({ study: "m", trial: "t", kind: "end", state: "complete" })]);
+    await expect(store.whenCommitted()).resolves.toBeUndefined();
+    await expect(store.close()).resolves.toBeUndefined();
+  });
+
+  it("rejects every append with the database's reason when the writer cannot insert (events table without a format column)", async () => {
+    const path = tempPath();
+    exec(path, "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, study TEXT NOT NULL, trial TEXT NOT NULL, kind TEXT NOT NULL, step INTEGER, body TEXT NOT NULL, verdict TEXT)");
+    const store = openStore(path);
+    const first = await Promise.allSettled([store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z"), store.append(payloadEvent("t", 0))]);
+    for (const r of first) {
+      expect(r.status).toBe("rejected");
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(Error);
+      expect(((r as PromiseRejectedResult).reason as Error).message).toContain("no column named format");
+    }
+    // the writer thread is gone: later appends are refused with the same cause, without hanging
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await expect(store.append(payloadEvent("t", 1))).rejects.toThrow("table events has no column named format");
+    await expect(store.close()).resolves.toBeUndefined();
+    expect(countRows(path)).toBe(0);
+  });
+});
