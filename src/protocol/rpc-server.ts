@@ -28,6 +28,8 @@ export interface ServiceInfo {
   startedAt: number;
   /** A millisecond clock (performance.now in the service). */
   now: () => number;
+  /** Process figures for service.health (event-loop delay, memory), when the host provides them. */
+  runtime?: () => Record<string, unknown>;
 }
 
 export interface RpcHandlerOptions {
@@ -171,6 +173,7 @@ export class RpcHandler {
       studies: r.size,
       uptime_s: Math.round((this.info.now() - this.info.startedAt) / 1000),
       recent_frames: this.latency.summary(),
+      ...(this.info.runtime ? { runtime: this.info.runtime() } : {}),
     }));
   }
 }

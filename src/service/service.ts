@@ -2,6 +2,7 @@
  * A running diagnosis service: store + studies + JSON-RPC handler, reachable over
  * WebSocket or stdio. `startService` is what `bttackler serve` and the tests call.
  */
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Readable, Writable } from "node:stream";
 import type { Log } from "../protocol/log.js";
 import { RpcHandler } from "../protocol/rpc-server.js";
@@ -35,10 +36,30 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/**
+ * Event-loop delay since the previous call (the histogram restarts each time) and memory:
+ * what shows whether slow answers come from the service's own thread.
+ */
+function runtimeFigures(): () => Record<string, unknown> {
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const ms = (ns: number): number => Number((ns / 1e6).toFixed(3));
+  return () => {
+    const figures = {
+      event_loop_delay_ms: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+      rss_mb: Math.round(process.memoryUsage.rss() / 2 ** 20),
+      heap_used_mb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
+    };
+    delay.reset();
+    return figures;
+  };
+}
+
 function core(options: ServiceOptions): { store: SqliteStore; handler: RpcHandler } {
   const store = new SqliteStore(options.db);
   const registry = new StudyRegistry(store, options.log);
-  const handler = new RpcHandler(registry, { version: options.version, db: options.db, startedAt: performance.now(), now: () => performance.now() }, options.log);
+  const info = { version: options.version, db: options.db, startedAt: performance.now(), now: () => performance.now(), runtime: runtimeFigures() };
+  const handler = new RpcHandler(registry, info, options.log);
   return { store, handler };
 }
 

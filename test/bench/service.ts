@@ -16,7 +16,7 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -98,14 +98,39 @@ function cpuSeconds(pid: number): number {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const q = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
 
+/** Payload texts by (trial % 70, step): every distinct payload of the benchmark, serialised once. */
+const payloadTexts = new Map<string, string>();
+
 /** The request texts (after the id) of every trial and step, built before the clock starts so the load generator stays light. */
 function frames(study: string): string[][] {
   return Array.from({ length: CLIENTS }, (_, t) =>
-    Array.from({ length: STEPS }, (_, step) => `,"method":"trial.reportAndAssess","params":${JSON.stringify({ study, trial: `t${t}`, payload: payload(step, t) })}}`),
+    Array.from({ length: STEPS }, (_, step) => {
+      const key = `${t % 70}/${step}`;
+      let text = payloadTexts.get(key);
+      if (text === undefined) {
+        text = JSON.stringify(payload(step, t));
+        payloadTexts.set(key, text);
+      }
+      return `,"method":"trial.reportAndAssess","params":{"study":${JSON.stringify(study)},"trial":"t${t}","payload":${text}}}`;
+    }),
   );
 }
 
-async function phase(name: string, clients: Client[], study: string, requests: string[][], intervalMs: number, servicePid: number): Promise<{ acked: Set<string>; failed: number }> {
+interface PhaseResult {
+  acked: Set<string>;
+  failed: number;
+  summary: PhaseSummary;
+}
+
+async function phase(
+  name: string,
+  clients: Client[],
+  study: string,
+  requests: string[][],
+  intervalMs: number,
+  servicePid: number,
+  isService: boolean,
+): Promise<PhaseResult> {
   const cpu0 = cpuSeconds(servicePid);
   const own0 = process.cpuUsage();
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
@@ -134,9 +159,16 @@ async function phase(name: string, clients: Client[], study: string, requests: s
     `${name.padEnd(15)} ${String(latencies.length).padStart(6)} decisions in ${seconds.toFixed(2)} s = ${Math.round(latencies.length / seconds)} decisions/s;` +
       ` latency p50 ${q(latencies, 0.5).toFixed(2)} ms, p99 ${q(latencies, 0.99).toFixed(2)} ms, max ${q(latencies, 1).toFixed(2)} ms; failed ${failed}`,
   );
-  const health = await clients[0]?.send(`,"method":"service.health"}`);
-  const inside = (JSON.parse(String(health?.result)) as { result: { recent_frames: { frames: number; p50_ms: number; p99_ms: number; max_ms: number } } }).result.recent_frames;
-  console.log(`${"".padEnd(15)} inside the service, last ${inside.frames} frames: p50 ${inside.p50_ms} ms, p99 ${inside.p99_ms} ms, max ${inside.max_ms} ms`);
+  if (isService) {
+    const health = await clients[0]?.send(`,"method":"service.health"}`);
+    const { recent_frames: inside, runtime } = (
+      JSON.parse(String(health?.result)) as {
+        result: { recent_frames: { frames: number; p50_ms: number; p99_ms: number; max_ms: number }; runtime: { event_loop_delay_ms: { p99: number; max: number }; rss_mb: number; heap_used_mb: number } };
+      }
+    ).result;
+    console.log(`${"".padEnd(15)} inside the service, last ${inside.frames} frames: p50 ${inside.p50_ms} ms, p99 ${inside.p99_ms} ms, max ${inside.max_ms} ms`);
+    console.log(`${"".padEnd(15)} the service's event-loop delay: p99 ${runtime.event_loop_delay_ms.p99} ms, max ${runtime.event_loop_delay_ms.max} ms; RSS ${runtime.rss_mb} MB, heap used ${runtime.heap_used_mb} MB`);
+  }
   loopDelay.disable();
   console.log(`${"".padEnd(15)} the load generator's own event-loop delay: p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms, max ${(loopDelay.max / 1e6).toFixed(2)} ms`);
   const own = process.cpuUsage(own0);
@@ -144,12 +176,32 @@ async function phase(name: string, clients: Client[], study: string, requests: s
   console.log(
     `${"".padEnd(15)} CPU per decision: service ${((serviceCpu * 1e6) / latencies.length).toFixed(0)} µs, benchmark clients ${(((own.user + own.system) / 1e6) * 1e6 / latencies.length).toFixed(0)} µs`,
   );
-  return { acked, failed };
+  return { acked, failed, summary: { name, rate: latencies.length / seconds, p99: q(latencies, 0.99), cpuPerDecisionUs: (serviceCpu * 1e6) / latencies.length } };
 }
 
-async function main(): Promise<void> {
-  const db = join(mkdtempSync(join(tmpdir(), "bttackler-bench-")), "bench.db");
-  const child = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : []), CLI, "serve", "--port", "0", "--db", db], { stdio: ["ignore", process.env.BENCH_SERVICE_STDOUT ? "inherit" : "ignore", "pipe"] });
+/** A bare WebSocket server that parses each frame and answers a fixed verdict: what any service pays before doing work. */
+const FLOOR_SERVER = `
+import { createRequire } from "node:module";
+const { WebSocketServer } = createRequire(process.argv[1])("ws");
+const wss = new WebSocketServer({ host: "127.0.0.1", port: 0, maxPayload: 1 << 20 });
+wss.on("connection", (ws) => ws.on("message", (data) => {
+  const request = JSON.parse(data.toString());
+  ws.send(JSON.stringify({ jsonrpc: "2.0", id: request.id, result: { study: "s", trial: "t", step: 0, stop: false, protected: false, symptoms: [], duplicate: false } }));
+}));
+wss.on("listening", () => process.stderr.write(JSON.stringify({ address: "ws://127.0.0.1:" + wss.address().port }) + "\\n"));
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+interface PhaseSummary {
+  name: string;
+  rate: number;
+  p99: number;
+  cpuPerDecisionUs: number;
+}
+
+async function runAgainst(label: string, args: string[], db: string | undefined): Promise<PhaseSummary[]> {
+  const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = "";
     child.stderr.on("data", (d: Buffer) => {
@@ -157,9 +209,9 @@ async function main(): Promise<void> {
       const m = /"address":"(ws:[^"]+)"/.exec(buf);
       if (m?.[1]) resolve(m[1]);
     });
-    child.once("exit", (code) => reject(new Error(`serve exited with ${String(code)}: ${buf}`)));
+    child.once("exit", (code) => reject(new Error(`${label} exited with ${String(code)}: ${buf}`)));
   });
-  console.log(`bttackler service benchmark: ${CLIENTS} clients × ${STEPS} steps, 10-layer payloads, SQLite file, node ${process.version}`);
+  console.log(`\n${label} (${url})`);
   const clients: Client[] = [];
   for (let i = 0; i < CLIENTS; i++) clients.push(await Client.open(url));
   const pid = child.pid as number;
@@ -170,9 +222,9 @@ async function main(): Promise<void> {
     ...RATES.map((rate, i): [string, string, number] => [`paced ${rate}/s`, `paced-${i}-${rate}`, (1000 * CLIENTS) / rate]),
   ];
   const requests = plan.map(([, study]) => frames(study));
-  const results: { acked: Set<string>; failed: number }[] = [];
+  const results: PhaseResult[] = [];
   for (const [i, [name, study, interval]] of plan.entries()) {
-    const result = await phase(name, clients, study, requests[i] as string[][], interval, pid);
+    const result = await phase(name, clients, study, requests[i] as string[][], interval, pid, db !== undefined);
     if (i > 0) results.push(result);
   }
   for (const c of clients) c.close();
@@ -180,15 +232,34 @@ async function main(): Promise<void> {
   const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
   await new Promise((r) => child.once("exit", r));
   clearTimeout(killer);
-  const stored = new Set(
-    (new Database(db, { readonly: true }).prepare("SELECT study, trial, step FROM events WHERE kind = 'payload'").all() as { study: string; trial: string; step: number }[]).map(
-      (r) => `${r.study}/${r.trial}@${r.step}`,
-    ),
-  );
-  const all = results.flatMap((r) => [...r.acked]);
-  const failed = results.reduce((n, r) => n + r.failed, 0);
-  const lost = all.filter((k) => !stored.has(k)).length + failed;
-  console.log(`measured phases: acknowledged ${all.length}, failed ${failed}, lost ${lost} (${stored.size} payload rows in the database, warm-up included)`);
+  if (db !== undefined) {
+    const rows = new Database(db, { readonly: true }).prepare("SELECT study, trial, step FROM events WHERE kind = 'payload'").all() as {
+      study: string;
+      trial: string;
+      step: number;
+    }[];
+    const stored = new Set(rows.map((r) => `${r.study}/${r.trial}@${r.step}`));
+    const all = results.flatMap((r) => [...r.acked]);
+    const failed = results.reduce((n, r) => n + r.failed, 0);
+    const lost = all.filter((k) => !stored.has(k)).length + failed;
+    console.log(`measured phases: acknowledged ${all.length}, failed ${failed}, lost ${lost} (${stored.size} payload rows in the database, warm-up included)`);
+  }
+  return results.map((r) => r.summary);
+}
+
+async function main(): Promise<void> {
+  console.log(`bttackler service benchmark: ${CLIENTS} clients × ${STEPS} steps, 10-layer payloads, node ${process.version}, ${cpus().length} CPUs`);
+  const db = join(mkdtempSync(join(tmpdir(), "bttackler-bench-")), "bench.db");
+  const service = await runAgainst("bttackler serve (SQLite file)", [CLI, "serve", "--port", "0", "--db", db], db);
+  const floor = await runAgainst("transport floor: bare ws server, JSON.parse + fixed reply", ["--input-type=module", "-e", FLOOR_SERVER, CLI], undefined);
+  console.log("\nphase            bttackler/s  floor/s  ratio | p99 ms bttackler  floor | CPU µs/decision bttackler  floor  ratio");
+  service.forEach((s, i) => {
+    const f = floor[i] as PhaseSummary;
+    console.log(
+      `${s.name.padEnd(16)} ${String(Math.round(s.rate)).padStart(11)} ${String(Math.round(f.rate)).padStart(8)} ${(s.rate / f.rate).toFixed(2).padStart(6)} |` +
+        ` ${s.p99.toFixed(2).padStart(16)} ${f.p99.toFixed(2).padStart(6)} | ${String(Math.round(s.cpuPerDecisionUs)).padStart(25)} ${String(Math.round(f.cpuPerDecisionUs)).padStart(6)} ${(s.cpuPerDecisionUs / f.cpuPerDecisionUs).toFixed(2).padStart(6)}`,
+    );
+  });
 }
 
 void main();

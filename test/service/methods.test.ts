@@ -22,6 +22,8 @@ describe("service methods", () => {
     const health = await client.call("service.health");
     expect(health).toMatchObject({ status: "ok", version: "test", studies: 0 });
     expect(typeof health.uptime_s).toBe("number");
+    expect(health.recent_frames).toMatchObject({ frames: 0 });
+    expect(health.runtime).toMatchObject({ event_loop_delay_ms: { p99: expect.any(Number), max: expect.any(Number) }, rss_mb: expect.any(Number) });
   });
 
   it("study.open creates a study with a validated, completed config and reopens it", async () => {
