@@ -15,7 +15,7 @@
  * Usage: npm run bench:service -- [--clients N] [--steps S] [--rates R1,R2,...]
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -249,8 +249,10 @@ async function runAgainst(label: string, args: string[], db: string | undefined)
 
 async function main(): Promise<void> {
   console.log(`bttackler service benchmark: ${CLIENTS} clients × ${STEPS} steps, 10-layer payloads, node ${process.version}, ${cpus().length} CPUs`);
-  const db = join(mkdtempSync(join(tmpdir(), "bttackler-bench-")), "bench.db");
+  const dir = mkdtempSync(join(tmpdir(), "bttackler-bench-"));
+  const db = join(dir, "bench.db");
   const service = await runAgainst("bttackler serve (SQLite file)", [CLI, "serve", "--port", "0", "--db", db], db);
+  rmSync(dir, { recursive: true, force: true });
   const floor = await runAgainst("transport floor: bare ws server, JSON.parse + fixed reply", ["--input-type=module", "-e", FLOOR_SERVER, CLI], undefined);
   console.log("\nphase            bttackler/s  floor/s  ratio | p99 ms bttackler  floor | CPU µs/decision bttackler  floor  ratio");
   service.forEach((s, i) => {

@@ -2,11 +2,11 @@
  * `bttackler replay` through a real child process: the built CLI (npm test builds first).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 
 const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
@@ -58,6 +58,16 @@ function healthy(step: number): Record<string, unknown> {
     seconds: 1.5,
   };
 }
+
+const tempDirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "bttackler-replay-"));
+  tempDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 let child: ChildProcessWithoutNullStreams | undefined;
 afterEach(() => {
@@ -122,7 +132,7 @@ describe("bttackler replay (child process)", () => {
   });
 
   it("accepts Infinity and -Infinity tokens, reads a FILE argument and a --config", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bttackler-replay-"));
+    const dir = tempDir();
     const events = join(dir, "events.jsonl");
     writeFileSync(
       events,
@@ -204,7 +214,7 @@ describe("bttackler replay (child process)", () => {
   });
 
   it("refuses a config with an unknown field, naming it", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "bttackler-replay-"));
+    const dir = tempDir();
     const config = join(dir, "config.json");
     writeFileSync(config, JSON.stringify({ rules: { EG: { grad_median_maxx: 5 } } }));
     const r = await run(["replay", "--config", config], "");

@@ -1,6 +1,6 @@
 /** Test harness for the service: a real CLI child process or an in-process service, and a real WebSocket JSON-RPC client. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -8,8 +8,13 @@ import WebSocket from "ws";
 
 export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
+const tempDirs: string[] = [];
+
+/** A database path in a fresh temporary folder, removed when the test process exits. */
 export function tempDb(): string {
-  return join(mkdtempSync(join(tmpdir(), "bttackler-svc-")), "service.db");
+  const dir = mkdtempSync(join(tmpdir(), "bttackler-svc-"));
+  tempDirs.push(dir);
+  return join(dir, "service.db");
 }
 
 export interface RpcError {
@@ -97,6 +102,7 @@ const children = new Set<ChildProcess>();
 // A failed test must not leave a service running behind it.
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Starts `bttackler serve` as a child process and resolves once its start-up line gives the address. */
