@@ -4,13 +4,14 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll } from "vitest";
 import WebSocket from "ws";
 
 export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
 const tempDirs: string[] = [];
 
-/** A database path in a fresh temporary folder, removed when the test process exits. */
+/** A database path in a fresh temporary folder, removed after the test file. */
 export function tempDb(): string {
   const dir = mkdtempSync(join(tmpdir(), "bttackler-svc-"));
   tempDirs.push(dir);
@@ -99,10 +100,10 @@ export interface ServeProcess {
 }
 
 const children = new Set<ChildProcess>();
-// A failed test must not leave a service running behind it.
-process.on("exit", () => {
+// A failed test must leave no service running and no folder behind it.
+afterAll(() => {
   for (const child of children) child.kill("SIGKILL");
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 /** Starts `bttackler serve` as a child process and resolves once its start-up line gives the address. */
