@@ -66,7 +66,7 @@ export function startWsTransport(options: WsTransportOptions): Promise<WsTranspo
           ws.send(RpcHandler.refusal("binary frames are not accepted; send JSON text frames"));
           return;
         }
-        const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data as ArrayBuffer).toString("utf8");
+        const text = Buffer.isBuffer(data) ? data.toString("utf8") : Array.isArray(data) ? Buffer.concat(data).toString("utf8") : Buffer.from(data).toString("utf8");
         handler.handleText(text).then(
           (reply) => {
             if (reply !== null && ws.readyState === ws.OPEN) ws.send(reply);

@@ -12,22 +12,11 @@ import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
 import type { PayloadV1 } from "../../src/diagnosis/types.js";
 import { parseJson } from "../../src/schema/json.js";
 import { resolveConfig, validatePayload } from "../../src/schema/validate.js";
+import { mulberry32 } from "../helpers.js";
 
 const TRIALS = 1000;
 const STEPS = 20;
 const LAYERS = 10;
-
-/** mulberry32: a small seeded PRNG so every run measures the same stream. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function payload(rand: () => number, step: number, quality: number): PayloadV1 {
   const loss = (2.3 * Math.exp(-0.25 * quality * step) + 0.05) * (1 + 0.05 * (rand() - 0.5));
@@ -61,7 +50,7 @@ function summary(label: string, ns: number[]): string {
 }
 
 function measure(path: "report" | "frame"): number[] {
-  const rand = prng(42);
+  const rand = mulberry32(42);
   const engine = new DiagnosisEngine(resolveConfig({ max_steps: STEPS }));
   const quality = (): number => 0.5 + rand();
   for (let t = 0; t < TRIALS; t++) {
