@@ -1,0 +1,3 @@
+/** `bttackler/tfjs`: what a TensorFlow.js training script imports. */
+export { tfjsReporter, trackedLayers, type TfjsReporter, type TfjsReporterOptions, type PayloadDecision, type PlainReporterCallbacks } from "./tfjs-reporter.js";
+export { GradientTap, type TrackedLayer, type EpochStats, type LayerEpochStats } from "./gradient-tap.js";
