@@ -39,6 +39,8 @@ export interface LayerEpochStats {
 
 export interface EpochStats {
   layers: LayerEpochStats[];
+  /** The values of the `extra` scalars passed to `read`, in order. */
+  extra: number[];
   /** Batches whose gradients were observed. */
   sampled: number;
   nonFinite: boolean;
@@ -113,8 +115,12 @@ export class GradientTap {
     });
   }
 
-  /** The epoch's figures, in one device-to-host read; resets the accumulators. Must follow `snapshot` before the read starts again. */
-  async read(): Promise<EpochStats> {
+  /**
+   * The epoch's figures, in one device-to-host read that also carries the `extra`
+   * scalars (e.g. the epoch's loss, which tfjs hands to callbacks as a tensor); resets
+   * the accumulators.
+   */
+  async read(extra: tfjs.Tensor[] = []): Promise<EpochStats> {
     const tf = this.tf;
     const sampled = this.sampled;
     const n = Math.max(sampled, 1);
@@ -136,14 +142,16 @@ export class GradientTap {
       // a non-finite bias gradient shows up in its sum
       const biasSums = this.acc.flatMap((a) => (a.biasAbsSum ? [tf.sum(a.biasAbsSum)] : []));
       parts.push(biasSums.length > 0 ? tf.addN(biasSums) : tf.scalar(0));
-      return tf.stack(parts.map((p) => tf.reshape(p, [])));
+      parts.push(...extra);
+      return tf.stack(parts.map((p) => tf.cast(tf.reshape(p, []), "float32")));
     });
     const values = await packed.data();
     packed.dispose();
     const hadStart = this.acc.map((a) => a.start !== undefined);
     this.reset();
     const layers: LayerEpochStats[] = [];
-    let nonFinite = !Number.isFinite(values[values.length - 1] as number);
+    const base = this.acc.length * FIELDS_PER_LAYER;
+    let nonFinite = !Number.isFinite(values[base] as number);
     this.acc.forEach((a, i) => {
       const v = (k: number): number => values[i * FIELDS_PER_LAYER + k] as number;
       const measured = (x: number): number | null => (Number.isFinite(x) ? x : null);
@@ -160,7 +168,7 @@ export class GradientTap {
       if (hadStart[i]) stats.update_ratio = measured(v(4));
       layers.push(stats);
     });
-    return { layers, sampled, nonFinite };
+    return { layers, extra: Array.from(values.subarray(base + 1)), sampled, nonFinite };
   }
 
   private reset(): void {

@@ -157,11 +157,15 @@ class ReporterCore {
   epochEnd = async (epoch: number, logs?: tfjs.Logs): Promise<void> => {
     const tap = this.tap;
     if (tap === undefined) return;
-    const stats = await tap.read();
+    // class callbacks get the epoch's logs as numbers or as scalar tensors: the tensors ride along in the one read
+    const entries = Object.entries((logs ?? {}) as Record<string, number | tfjs.Tensor>);
+    const tensors = entries.flatMap(([, v]) => (typeof v === "number" ? [] : [v]));
+    const stats = await tap.read(tensors);
     const metrics: Record<string, Measured> = {};
     let nonFinite = stats.nonFinite;
-    for (const [key, raw] of Object.entries(logs ?? {})) {
-      const value = Number(raw);
+    let next = 0;
+    for (const [key, raw] of entries) {
+      const value = typeof raw === "number" ? raw : (stats.extra[next++] as number);
       const name = METRIC_NAMES[key] ?? key;
       metrics[name] = measured(value);
       if (/loss$/.test(name) && !Number.isFinite(value)) nonFinite = true;
