@@ -1,3 +1,3 @@
 /** `bttackler/tfjs`: what a TensorFlow.js training script imports. */
-export { tfjsReporter, trackedLayers, type TfjsReporter, type TfjsReporterOptions, type PayloadDecision, type PlainReporterCallbacks } from "./tfjs-reporter.js";
-export { GradientTap, type TrackedLayer, type EpochStats, type LayerEpochStats } from "./gradient-tap.js";
+export { tfjsReporter, trackedLayers, layersFromVariables, type TfjsReporter, type TfjsReporterOptions, type PayloadDecision, type PlainReporterCallbacks } from "./tfjs-reporter.js";
+export { GradientTap, type NamedGradient, type TrackedLayer, type EpochStats, type LayerEpochStats } from "./gradient-tap.js";

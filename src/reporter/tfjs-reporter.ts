@@ -52,11 +52,19 @@ export interface PlainReporterCallbacks {
   onTrainEnd: (logs?: tfjs.Logs) => Promise<void>;
 }
 
-export interface TfjsReporter extends tfjs.CustomCallbackArgs {
+export interface TfjsReporter {
   /** Every payload emitted so far, in order. */
   readonly payloads: PayloadV1[];
   /** The same reporter as a plain-object callback, for lists of plain objects. */
   readonly plain: PlainReporterCallbacks;
+  /** Custom loops: one optimizer step with its gradients observed (`optimizer.minimize` with a tap); returns the loss. */
+  step(lossFn: () => tfjs.Scalar, opts: { optimizer: tfjs.Optimizer; varList?: tfjs.Variable[] }): tfjs.Scalar;
+  /** Custom loops that compute and apply gradients themselves: hand each batch's gradients over here. */
+  observeGrads(grads: tfjs.NamedTensorMap | NamedGradient[]): void;
+  /** Custom loops: ends epoch `epoch` with its metrics (train_loss, val_loss, ...), emits its payload, starts the next epoch; true = stop. */
+  endEpoch(epoch: number, metrics?: Record<string, number>): Promise<boolean>;
+  /** Custom loops: frees the statistics' tensors when training is over. */
+  dispose(): void;
 }
 
 const METRIC_NAMES: Record<string, string> = {
@@ -97,6 +105,29 @@ export function trackedLayers(model: tfjs.LayersModel): TrackedLayer[] {
     const bias = weights.find((w) => /bias$/.test(w.originalName));
     // LayerVariable.read() gives the tf.Variable itself, whose name is the one gradients carry
     out.push({ name: layer.name, kernel: kernel.read() as tfjs.Variable, ...(bias ? { bias: bias.read() as tfjs.Variable } : {}) });
+  }
+  return out;
+}
+
+/**
+ * The layers of a custom training loop, from its variables: variables named
+ * `<layer>/<weight>` are grouped by `<layer>`, the first variable of rank >= 2 is the
+ * kernel and a rank-1 variable the bias; a lone rank >= 2 variable is a layer of its own.
+ * Order follows `variables` (give them input side first).
+ */
+export function layersFromVariables(variables: tfjs.Variable[]): TrackedLayer[] {
+  const groups = new Map<string, tfjs.Variable[]>();
+  for (const v of variables) {
+    const cut = v.name.lastIndexOf("/");
+    const layer = cut > 0 ? v.name.slice(0, cut) : v.name;
+    groups.set(layer, [...(groups.get(layer) ?? []), v]);
+  }
+  const out: TrackedLayer[] = [];
+  for (const [name, vars] of groups) {
+    const kernel = vars.find((v) => v.rank >= 2);
+    if (kernel === undefined) continue;
+    const bias = vars.find((v) => v.rank === 1);
+    out.push({ name, kernel, ...(bias ? { bias } : {}) });
   }
   return out;
 }
@@ -154,9 +185,9 @@ class ReporterCore {
     this.tap?.snapshot();
   };
 
-  epochEnd = async (epoch: number, logs?: tfjs.Logs): Promise<void> => {
+  epochEnd = async (epoch: number, logs?: tfjs.Logs): Promise<boolean> => {
     const tap = this.tap;
-    if (tap === undefined) return;
+    if (tap === undefined) return false;
     // class callbacks get the epoch's logs as numbers or as scalar tensors: the tensors ride along in the one read
     const entries = Object.entries((logs ?? {}) as Record<string, number | tfjs.Tensor>);
     const tensors = entries.flatMap(([, v]) => (typeof v === "number" ? [] : [v]));
@@ -181,12 +212,53 @@ class ReporterCore {
     };
     this.payloads.push(payload);
     const decision = await this.options.onPayload?.(payload);
-    if (decision === true || (typeof decision === "object" && decision?.stop === true)) {
-      if (this.model) this.model.stopTraining = true;
-    }
+    const stop = decision === true || (typeof decision === "object" && decision?.stop === true);
+    if (stop && this.model) this.model.stopTraining = true;
+    return stop;
   };
 
   trainEnd = async (): Promise<void> => {
+    this.release();
+  };
+
+  /** Custom loops: observes a batch's gradients (sampled like fit's), tracking the variables they name on first use. */
+  observeGrads = (grads: tfjs.NamedTensorMap | NamedGradient[]): void => {
+    if (this.tap === undefined) {
+      const names = Array.isArray(grads) ? grads.map((g) => g.name) : Object.keys(grads);
+      const registered = this.tf.engine().registeredVariables;
+      this.startCustom(names.flatMap((n) => (registered[n] ? [registered[n] as tfjs.Variable] : [])));
+    }
+    if (this.batchInEpoch++ % this.sampleEvery === 0) this.tap?.observe(grads);
+  };
+
+  /** Custom loops: one optimizer step on `lossFn`, with its gradients observed; returns the loss. */
+  step = (lossFn: () => tfjs.Scalar, opts: { optimizer: tfjs.Optimizer; varList?: tfjs.Variable[] }): tfjs.Scalar => {
+    if (this.tap === undefined && opts.varList) this.startCustom(opts.varList);
+    const { value, grads } = opts.optimizer.computeGradients(lossFn, opts.varList);
+    this.observeGrads(grads);
+    opts.optimizer.applyGradients(grads);
+    this.tf.dispose(grads);
+    return value;
+  };
+
+  /** Custom loops: ends an epoch with its metrics and emits its payload; resolves to true when training should stop. */
+  endCustomEpoch = async (epoch: number, metrics: Record<string, number> = {}): Promise<boolean> => {
+    const stop = await this.epochEnd(epoch, metrics as unknown as tfjs.Logs);
+    await this.epochBegin();
+    return stop;
+  };
+
+  private startCustom(variables: tfjs.Variable[]): void {
+    this.release();
+    const layers = this.model ? trackedLayers(this.model) : layersFromVariables(variables);
+    this.tap = new GradientTap(this.tf, layers, this.floor);
+    this.batchInEpoch = 0;
+    this.epochStart = performance.now();
+    this.tap.snapshot();
+  }
+
+  /** Custom loops: releases the statistics' tensors. */
+  dispose = (): void => {
     this.release();
   };
 
@@ -206,7 +278,9 @@ export function tfjsReporter(tf: TF, options: TfjsReporterOptions = {}): TfjsRep
     readonly plain: PlainReporterCallbacks = {
       onTrainBegin: core.trainBegin,
       onEpochBegin: core.epochBegin,
-      onEpochEnd: core.epochEnd,
+      onEpochEnd: async (epoch: number, logs?: tfjs.Logs) => {
+        await core.epochEnd(epoch, logs);
+      },
       onTrainEnd: core.trainEnd,
     };
 
@@ -235,6 +309,22 @@ export function tfjsReporter(tf: TF, options: TfjsReporterOptions = {}): TfjsRep
 
     override async onTrainEnd(): Promise<void> {
       await core.trainEnd();
+    }
+
+    step(lossFn: () => tfjs.Scalar, opts: { optimizer: tfjs.Optimizer; varList?: tfjs.Variable[] }): tfjs.Scalar {
+      return core.step(lossFn, opts);
+    }
+
+    observeGrads(grads: tfjs.NamedTensorMap | NamedGradient[]): void {
+      core.observeGrads(grads);
+    }
+
+    endEpoch(epoch: number, metrics?: Record<string, number>): Promise<boolean> {
+      return core.endCustomEpoch(epoch, metrics);
+    }
+
+    dispose(): void {
+      core.dispose();
     }
   }
   return new Reporter();

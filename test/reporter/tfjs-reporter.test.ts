@@ -210,4 +210,46 @@ describe("tfjsReporter", () => {
       await tf.setBackend("cpu");
     }
   });
+
+  it("serves custom training loops: step() and observeGrads(), one payload per endEpoch, no added tensors", async () => {
+    const kernel = tf.variable(tf.randomNormal([784, 10], 0, 0.01), true, "probe_dense/kernel");
+    const bias = tf.variable(tf.zeros([10]), true, "probe_dense/bias");
+    const optimizer = tf.train.sgd(0.1);
+    const reporter = tfjsReporter(tf, { sampleEvery: 1, maxSteps: 3 });
+    const loss = (): tf.Scalar => tf.losses.softmaxCrossEntropy(ys, tf.add(tf.matMul(xs, kernel), bias)) as tf.Scalar;
+    const counts: number[] = [];
+    for (let epoch = 0; epoch < 3; epoch++) {
+      let last = 0;
+      for (let batch = 0; batch < 4; batch++) {
+        if (epoch === 2) {
+          // the loop computes and applies gradients itself, and hands them over
+          const { value, grads } = optimizer.computeGradients(loss, [kernel, bias]);
+          reporter.observeGrads(grads);
+          optimizer.applyGradients(grads);
+          tf.dispose(grads);
+          last = (await value.data())[0] as number;
+          value.dispose();
+        } else {
+          const value = reporter.step(loss, { optimizer, varList: [kernel, bias] });
+          last = (await value.data())[0] as number;
+          value.dispose();
+        }
+      }
+      expect(await reporter.endEpoch(epoch, { train_loss: last })).toBe(false);
+      counts.push(tf.memory().numTensors);
+    }
+    reporter.dispose();
+    kernel.dispose();
+    bias.dispose();
+    optimizer.dispose();
+    expect(new Set(counts).size).toBe(1);
+    expect(reporter.payloads.map((p) => p.step)).toEqual([0, 1, 2]);
+    for (const p of reporter.payloads) {
+      validatePayload(p);
+      expect(p.layers?.map((l) => l.name)).toEqual(["probe_dense"]);
+      expect(p.layers?.[0]?.grad_abs_mean).toBeGreaterThan(0);
+      expect(p.layers?.[0]?.update_ratio).toBeGreaterThan(0);
+      expect(p.metrics?.train_loss).toBeGreaterThan(0);
+    }
+  });
 });
