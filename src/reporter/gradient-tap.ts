@@ -35,6 +35,8 @@ export interface LayerEpochStats {
   weight_abs_mean: number | null;
   update_ratio?: number | null;
   bias_grad_zero_frac?: number | null;
+  act_zero_frac?: number | null;
+  act_saturated_frac?: number | null;
 }
 
 export interface EpochStats {

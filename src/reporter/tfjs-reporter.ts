@@ -41,6 +41,13 @@ export interface TfjsReporterOptions {
   updateRatioFloor?: number;
   /** Planned epochs, when tfjs does not tell (plain callbacks); class callbacks read `epochs` from fit. */
   maxSteps?: number;
+  /**
+   * A fixed batch of inputs run through the model once per epoch (at its end) to measure
+   * the activations: act_zero_frac (share of a ReLU-like layer's units that output 0 on
+   * every example of the batch) and act_saturated_frac (share of a sigmoid/tanh layer's
+   * outputs whose pre-activation has |x| >= 5). Costs one forward pass per epoch; fit only.
+   */
+  probe?: tfjs.Tensor;
   /** Receives each epoch's payload; answering true or {stop: true} stops training. */
   onPayload?: (payload: PayloadV1) => PayloadDecision | Promise<PayloadDecision>;
 }
@@ -136,12 +143,66 @@ function measured(x: number): Measured {
   return Number.isFinite(x) ? x : null;
 }
 
+const RELU_LIKE = new Set(["relu", "relu6", "elu", "selu"]);
+/** |x| >= 5 read off the output: sigmoid(x) <= sigmoid(-5) or >= sigmoid(5); |tanh(x)| >= tanh(5). */
+const SATURATION: Record<string, number> = { sigmoid: 1 / (1 + Math.exp(5)), tanh: 1 - Math.tanh(5), hard_sigmoid: 0 };
+
+/** Runs the probe batch through the model and computes, on the device, one scalar per measured layer. */
+class ActivationProbe {
+  private readonly measured: { index: number; kind: "zero" | "saturated"; activation: string }[] = [];
+  private readonly probeModel: tfjs.LayersModel | undefined;
+
+  constructor(
+    private readonly tf: TF,
+    model: tfjs.LayersModel,
+    layerNames: string[],
+    private readonly input: tfjs.Tensor,
+  ) {
+    const outputs: tfjs.SymbolicTensor[] = [];
+    layerNames.forEach((name, index) => {
+      const layer = model.getLayer(name);
+      const activation = String((layer.getConfig() as { activation?: unknown }).activation ?? "");
+      const kind = RELU_LIKE.has(activation) ? "zero" : activation in SATURATION ? "saturated" : undefined;
+      const output = layer.output;
+      if (kind === undefined || Array.isArray(output)) return;
+      this.measured.push({ index, kind, activation });
+      outputs.push(output);
+    });
+    this.probeModel = outputs.length > 0 ? tf.model({ inputs: model.inputs, outputs }) : undefined;
+  }
+
+  /** One scalar per measured layer, still on the device (the caller reads them with everything else). */
+  run(): { index: number; field: "act_zero_frac" | "act_saturated_frac"; value: tfjs.Tensor }[] {
+    const tf = this.tf;
+    if (this.probeModel === undefined) return [];
+    const probeModel = this.probeModel;
+    return tf.tidy(() => {
+      const raw = probeModel.predict(this.input);
+      const outs = Array.isArray(raw) ? raw : [raw];
+      return this.measured.map((m, i) => {
+        const out = outs[i] as tfjs.Tensor;
+        const units = out.shape[out.shape.length - 1] as number;
+        const flat = tf.reshape(out, [-1, units]);
+        if (m.kind === "zero") {
+          const dead = tf.lessEqual(tf.max(flat, 0), 0);
+          return { index: m.index, field: "act_zero_frac" as const, value: tf.keep(tf.mean(tf.cast(dead, "float32"))) };
+        }
+        const edge = SATURATION[m.activation] as number;
+        const saturated =
+          m.activation === "tanh" ? tf.greaterEqual(tf.abs(flat), 1 - edge) : tf.logicalOr(tf.lessEqual(flat, edge), tf.greaterEqual(flat, 1 - edge));
+        return { index: m.index, field: "act_saturated_frac" as const, value: tf.keep(tf.mean(tf.cast(saturated, "float32"))) };
+      });
+    });
+  }
+}
+
 /** The state behind both callback forms. */
 class ReporterCore {
   readonly payloads: PayloadV1[] = [];
   model: tfjs.LayersModel | undefined;
   epochs: number | undefined;
   private tap: GradientTap | undefined;
+  private probe: ActivationProbe | undefined;
   private unwrap: (() => void) | undefined;
   private batchInEpoch = 0;
   private epochStart = 0;
@@ -164,7 +225,9 @@ class ReporterCore {
       throw new Error("bttackler tfjsReporter: no model; pass {model} in the options when you use reporter.plain");
     }
     this.release();
-    this.tap = new GradientTap(this.tf, trackedLayers(model), this.floor);
+    const layers = trackedLayers(model);
+    this.tap = new GradientTap(this.tf, layers, this.floor);
+    if (this.options.probe) this.probe = new ActivationProbe(this.tf, model, layers.map((l) => l.name), this.options.probe);
     const optimizer = model.optimizer as OptimizerWithApply;
     const own = Object.prototype.hasOwnProperty.call(optimizer, "applyGradients");
     const previous = optimizer.applyGradients;
@@ -191,7 +254,13 @@ class ReporterCore {
     // class callbacks get the epoch's logs as numbers or as scalar tensors: the tensors ride along in the one read
     const entries = Object.entries((logs ?? {}) as Record<string, number | tfjs.Tensor>);
     const tensors = entries.flatMap(([, v]) => (typeof v === "number" ? [] : [v]));
-    const stats = await tap.read(tensors);
+    const probed = this.probe?.run() ?? [];
+    const stats = await tap.read([...tensors, ...probed.map((p) => p.value)]);
+    this.tf.dispose(probed.map((p) => p.value));
+    probed.forEach((p, i) => {
+      const layer = stats.layers[p.index];
+      if (layer) layer[p.field] = measured(stats.extra[tensors.length + i] as number);
+    });
     const metrics: Record<string, Measured> = {};
     let nonFinite = stats.nonFinite;
     let next = 0;
@@ -263,6 +332,7 @@ class ReporterCore {
   };
 
   private release(): void {
+    this.probe = undefined;
     this.unwrap?.();
     this.unwrap = undefined;
     this.tap?.dispose();

@@ -151,14 +151,15 @@ describe("tfjsReporter", () => {
     expect(reporter.payloads[0]?.layers?.[0]?.grad_abs_mean).toBeGreaterThan(0);
   });
 
-  it("reports a diverging configuration (lr 50, linear head, MSE) as non-finite, and the engine stops it with NF", async () => {
+  it("reports a diverging configuration (lr 50, linear head, MSE) as non-finite, and the engine stops it with NF or EG", async () => {
     const model = mlp({ optimizer: "sgd", lr: 50, regression: true });
     const reporter = tfjsReporter(tf, { sampleEvery: 1 });
     await model.fit(xs, ys, { epochs: 3, batchSize: 32, verbose: 0, callbacks: [reporter] });
     for (const p of reporter.payloads) validatePayload(p);
     expect(reporter.payloads.some((p) => p.non_finite === true && p.metrics?.train_loss === null)).toBe(true);
     const stop = diagnose(reporter.payloads).find((v) => v.stop);
-    expect(stop?.symptoms.map((s) => s.code)).toContain("NF");
+    // which comes first depends on the initialisation: gradients explode (EG), then the loss overflows (NF)
+    expect(stop?.symptoms.filter((s) => s.action === "stop").some((s) => s.code === "NF" || s.code === "EG")).toBe(true);
   });
 
   it("reports a configuration killed by lr 50 (softmax head) with zero gradients, and the engine stops it", async () => {
@@ -251,5 +252,41 @@ describe("tfjsReporter", () => {
       expect(p.layers?.[0]?.update_ratio).toBeGreaterThan(0);
       expect(p.metrics?.train_loss).toBeGreaterThan(0);
     }
+  });
+
+  it("measures activations on a probe batch: dead ReLU units and saturated sigmoid outputs, without added tensors", async () => {
+    const probe = xs.slice([0, 0], [64, 784]);
+    const relu = mlp({ depth: 2 });
+    await relu.fit(xs, ys, { epochs: 1, batchSize: 64, verbose: 0 });
+    const healthy = tfjsReporter(tf, { probe });
+    const counter = tensorCounter();
+    await relu.fit(xs, ys, { epochs: 3, batchSize: 64, verbose: 0, callbacks: [healthy, counter] });
+    const baseline = tensorCounter();
+    await relu.fit(xs, ys, { epochs: 3, batchSize: 64, verbose: 0, callbacks: [baseline] });
+    const steps = (c: number[]): number[] => c.map((n) => n - (c[0] as number));
+    expect(steps(counter.counts)).toEqual(steps(baseline.counts));
+    for (const p of healthy.payloads) validatePayload(p);
+    const [d1, d2, out] = healthy.payloads[2]?.layers ?? [];
+    expect(d1?.act_zero_frac).toBeGreaterThanOrEqual(0);
+    expect(d1?.act_zero_frac).toBeLessThan(0.5);
+    expect(d2?.act_zero_frac).toBeLessThan(0.5);
+    expect(out?.act_zero_frac).toBeUndefined(); // softmax is neither ReLU-like nor saturating
+
+    // a ReLU layer whose bias is driven far negative has every unit dead on the probe
+    const dying = mlp();
+    const hidden = dying.layers[0] as tf.layers.Layer;
+    const [kernel, bias] = hidden.getWeights() as [tf.Tensor, tf.Tensor];
+    hidden.setWeights([kernel, tf.fill(bias.shape, -100)]);
+    const deadReporter = tfjsReporter(tf, { probe });
+    await dying.fit(xs, ys, { epochs: 1, batchSize: 64, verbose: 0, callbacks: [deadReporter] });
+    expect(deadReporter.payloads[0]?.layers?.[0]?.act_zero_frac).toBe(1);
+
+    const sigmoid = mlp({ depth: 2, activation: "sigmoid", init: tf.initializers.randomNormal({ stddev: 5 }) });
+    const satReporter = tfjsReporter(tf, { probe });
+    await sigmoid.fit(xs, ys, { epochs: 1, batchSize: 64, verbose: 0, callbacks: [satReporter] });
+    const sat = satReporter.payloads[0]?.layers?.[0]?.act_saturated_frac;
+    expect(sat).toBeGreaterThan(0.5);
+    expect(satReporter.payloads[0]?.layers?.[0]?.act_zero_frac).toBeUndefined();
+    probe.dispose();
   });
 });
