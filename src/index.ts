@@ -11,3 +11,4 @@ export {
   type ValidationIssue,
   type ReplayEvent,
 } from "./schema/validate.js";
+export { trial, detectHost, type Trial, type TrialOptions, type TrialVerdict, type TrialHostKind, type TrialParams, type FinalValue, type MetricPicker } from "./trial/index.js";
