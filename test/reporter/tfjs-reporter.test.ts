@@ -100,6 +100,19 @@ describe("tfjsReporter", () => {
     expect(Object.prototype.hasOwnProperty.call(model.optimizer, "applyGradients")).toBe(false);
   });
 
+  it("taps fitDataset the same way", async () => {
+    const model = mlp();
+    const reporter = tfjsReporter(tf, { sampleEvery: 2 });
+    const [xRows, yRows] = [tf.unstack(xs), tf.unstack(ys)];
+    const data = tf.data.zip({ xs: tf.data.array(xRows), ys: tf.data.array(yRows) }).batch(64);
+    await model.fitDataset(data as unknown as tf.data.Dataset<{ xs: tf.Tensor; ys: tf.Tensor }>, { epochs: 2, verbose: 0, callbacks: [reporter] });
+    tf.dispose([...xRows, ...yRows]);
+    expect(reporter.payloads.map((p) => p.step)).toEqual([0, 1]);
+    for (const p of reporter.payloads) validatePayload(p);
+    expect(reporter.payloads[1]?.metrics?.train_loss).toBeGreaterThan(0);
+    expect(reporter.payloads[1]?.layers?.[1]?.grad_abs_mean).toBeGreaterThan(0);
+  });
+
   it.each([
     ["earlyStopping first", (r: tf.Callback) => [tf.callbacks.earlyStopping({ monitor: "loss", patience: 10 }), r]],
     ["reporter first", (r: tf.Callback) => [r, tf.callbacks.earlyStopping({ monitor: "loss", patience: 10 })]],
