@@ -16,7 +16,7 @@
 import { randomUUID } from "node:crypto";
 import type { PayloadV1 } from "../diagnosis/types.js";
 import { isPlainObject, paramsFromEnv } from "./params.js";
-import { RpcFailure, TrialRpcClient } from "./rpc-client.js";
+import { RpcFailure, TrialRpcClient } from "../service/ws-client.js";
 import type { FinalValue, HostContext, TrialHost, TrialParams, TrialVerdict } from "./types.js";
 
 export const URL_ENV = "BTTACKLER_URL";

@@ -1,6 +1,7 @@
 /**
  * A small JSON-RPC 2.0 client of `bttackler serve` over WebSocket (docs/protocol.md),
- * for the standalone host.
+ * for the trial SDK's standalone host. It lives here because src/service/ is the only code that
+ * knows sockets.
  *
  * - Lazy: it connects at the first call, and again at the next call after the
  *   connection was lost.
@@ -18,7 +19,7 @@
 import type { Socket } from "node:net";
 import WebSocket from "ws";
 import { parseJson } from "../schema/json.js";
-import { isPlainObject } from "./params.js";
+import { isPlainObject } from "../trial/params.js";
 
 export class RpcFailure extends Error {
   override readonly name = "RpcFailure";
