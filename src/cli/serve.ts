@@ -83,8 +83,10 @@ export async function serveCommand(argv: string[], version: string): Promise<num
     if (err instanceof ServiceStartError) throw new UsageError(err.message);
     throw err;
   }
+  // the handlers go in before the start-up line: a parent may signal as soon as it reads it
+  const stopped = waitForSignal(service.close, log);
   log.info("bttackler serve listening", { address: service.url, db: values.db, version, auth: token ? "token" : "none" });
-  return waitForSignal(service.close, log);
+  return stopped;
 }
 
 function waitForSignal(close: () => Promise<void>, log: Log): Promise<number> {
