@@ -2,7 +2,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { JSONRPCErrorException } from "json-rpc-2.0";
 import { afterEach, describe, expect, it } from "vitest";
 import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
@@ -11,6 +10,7 @@ import { silentLog, type Log, type LogFields } from "../../src/protocol/log.js";
 import { StudyRegistry } from "../../src/protocol/study-registry.js";
 import { resolveConfig } from "../../src/schema/validate.js";
 import { SqliteStore } from "../../src/store/sqlite-store.js";
+import { countRows, exec } from "../store/db-helpers.js";
 
 const dirs: string[] = [];
 const stores: SqliteStore[] = [];
@@ -57,24 +57,7 @@ async function rpcError(run: () => unknown): Promise<JSONRPCErrorException> {
   throw new Error("expected a JSONRPCErrorException");
 }
 
-function countRows(path: string, where = "1 = 1"): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare(`SELECT count(*) AS n FROM events WHERE ${where}`).get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
 
-/** Runs SQL on the store's file through another connection (a transient fault: a trigger created, then dropped). */
-function exec(path: string, sql: string): void {
-  const db = new Database(path);
-  try {
-    db.exec(sql);
-  } finally {
-    db.close();
-  }
-}
 
 const loss = (step: number, train_loss: number | null): PayloadV1 => ({ step, metrics: { train_loss } });
 

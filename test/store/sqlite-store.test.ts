@@ -2,11 +2,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StudyConfig } from "../../src/diagnosis/types.js";
 import { resolveConfig } from "../../src/schema/validate.js";
 import { SqliteStore, type StoredEvent } from "../../src/store/sqlite-store.js";
+import { countRows, exec } from "./db-helpers.js";
 
 const dirs: string[] = [];
 const stores: SqliteStore[] = [];
@@ -34,25 +34,7 @@ function payloadEvent(trial: string, step: number, body = `{"step":${step}}`, st
   return { study, trial, kind: "payload", step, body, format: "payload", verdict: `{"step":${step}}` };
 }
 
-/** Counts rows through a separate read-only connection (what another process would see). */
-function countRows(path: string, where = "1 = 1"): number {
-  const db = new Database(path, { readonly: true });
-  try {
-    return (db.prepare(`SELECT count(*) AS n FROM events WHERE ${where}`).get() as { n: number }).n;
-  } finally {
-    db.close();
-  }
-}
 
-/** Runs SQL on the store's file through another connection (schema faults, triggers). */
-function exec(path: string, sql: string): void {
-  const db = new Database(path);
-  try {
-    db.exec(sql);
-  } finally {
-    db.close();
-  }
-}
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
