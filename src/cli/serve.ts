@@ -27,6 +27,8 @@ Options:
   --max-payload BYTES   largest accepted frame (default ${DEFAULT_MAX_PAYLOAD})
   --stdio               serve on standard input/output instead of WebSocket
   --log-level LEVEL     debug, info (default), warn or error
+  --exit-with-parent    stop (gracefully) when the process that started the service
+                        goes away, e.g. a host killed with SIGKILL that cannot stop it
   -h, --help            show this help
 
 Logs are JSON lines on standard error: a start-up line with address, db and version,
@@ -52,6 +54,7 @@ export async function serveCommand(argv: string[], version: string): Promise<num
       "max-payload": { type: "string", default: String(DEFAULT_MAX_PAYLOAD) },
       stdio: { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
+      "exit-with-parent": { type: "boolean", default: false },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -85,8 +88,24 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   }
   // the handlers go in before the start-up line: a parent may signal as soon as it reads it
   const stopped = waitForSignal(service.close, log);
+  if (values["exit-with-parent"]) watchParent(log);
   log.info("bttackler serve listening", { address: service.url, db: values.db, version, auth: token ? "token" : "none" });
   return stopped;
+}
+
+/**
+ * When the parent dies the service is re-parented (its ppid changes): then it stops as on
+ * SIGTERM, so that a host killed outright does not leave its service holding port and db.
+ */
+function watchParent(log: Log): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    log.warn("the parent process is gone; stopping", { parent });
+    process.kill(process.pid, "SIGTERM");
+  }, 500);
+  timer.unref();
 }
 
 function waitForSignal(close: () => Promise<void>, log: Log): Promise<number> {

@@ -146,7 +146,8 @@ class LocalService:
             if base is None:
                 self._fail(f"cannot start the bttackler service: {problem}")
                 return self
-            self._argv = base + ["serve", "--port", str(self.port), "--db", self.db] + self._args
+            # --exit-with-parent: if the host is killed outright, the service stops instead of holding port and db
+            self._argv = base + ["serve", "--port", str(self.port), "--db", self.db, "--exit-with-parent"] + self._args
             env = dict(os.environ if self._env is None else self._env)
             if self.token is not None:
                 env[TOKEN_ENV] = self.token

@@ -4,10 +4,12 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
+import sys
 import time
 
 from bttackler import BTTacklerClient, LocalService
-from helpers import MAIN_JS, NODE, cli_command, fake_cli, listening_line, timed, warnings_of
+from helpers import MAIN_JS, NODE, cli_command, fake_cli, listening_line, timed, wait_until, warnings_of
 
 
 def test_start_returns_at_once_and_a_client_connects_once_it_listens(tmp_path):
@@ -20,7 +22,7 @@ def test_start_returns_at_once_and_a_client_connects_once_it_listens(tmp_path):
         health = client.health()  # waits (within its timeout) for the start-up line
         assert health["status"] == "ok" and health["db"] == str(db)
         assert svc.address.startswith("ws://127.0.0.1:") and svc.error is None
-        assert svc.command_line == cli_command() + ["serve", "--port", "0", "--db", str(db)]
+        assert svc.command_line == cli_command() + ["serve", "--port", "0", "--db", str(db), "--exit-with-parent"]
         proc = svc.process
     finally:
         svc.stop()
@@ -93,6 +95,39 @@ def test_a_service_that_dies_later_gives_none(tmp_path, caplog):
         assert any("exited with code" in m for m in warnings_of(caplog))
     finally:
         svc.stop()
+
+
+def test_a_host_killed_outright_does_not_leave_its_service_behind(tmp_path):
+    # a real host process that starts a LocalService and is then killed with SIGKILL (no atexit runs)
+    host_code = (
+        "import sys, time\n"
+        "from bttackler import LocalService\n"
+        f"svc = LocalService(db={str(tmp_path / 'h.db')!r}, command={cli_command()!r})\n"
+        "svc.start()\n"
+        "assert svc.url(timeout=20)\n"
+        "print(svc.process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    host = subprocess.Popen([sys.executable, "-c", host_code], stdout=subprocess.PIPE, text=True)
+    try:
+        service_pid = int(host.stdout.readline())
+        os.kill(service_pid, 0)  # running
+        host.kill()
+        host.wait(5)
+
+        def gone() -> bool:
+            try:
+                os.kill(service_pid, 0)
+            except ProcessLookupError:
+                return True
+            # a zombie (exited, not yet reaped by its new parent) counts as gone
+            with open(f"/proc/{service_pid}/stat") as f:
+                return f.read().split(") ")[1].startswith("Z")
+
+        assert wait_until(gone, 5.0), "the service outlived its host"
+    finally:
+        if host.poll() is None:
+            host.kill()
 
 
 def test_stop_kills_a_service_that_ignores_sigterm(tmp_path, caplog):
