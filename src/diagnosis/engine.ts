@@ -102,11 +102,21 @@ export class DiagnosisEngine {
     return verdict;
   }
 
-  /** Records the end of a trial; later payloads of it are refused. Ending twice keeps the first state. */
-  end(trialId: string, state: TrialEndState): void {
+  /**
+   * Records the end of a trial; later payloads of it are refused. Ending twice keeps the
+   * first state. Returns true when this call ended the trial, false when it had ended before.
+   */
+  end(trialId: string, state: TrialEndState): boolean {
     const trial = this.trials.get(trialId) ?? new TrialState();
     this.trials.set(trialId, trial);
-    trial.ended ??= state;
+    if (trial.ended !== undefined) return false;
+    trial.ended = state;
+    return true;
+  }
+
+  /** How many trials the study has seen (reported or ended). */
+  get trialCount(): number {
+    return this.trials.size;
   }
 
   /** Whether a verdict for this step of the trial exists (a new report of it would be a re-delivery). */

@@ -57,7 +57,7 @@ export class StudyRegistry {
       if (config === undefined || JSON.stringify(config) === JSON.stringify(existing.config)) {
         return { study, config: existing.config, created: false };
       }
-      if (existing.engine.trialSummaries().length > 0) {
+      if (existing.engine.trialCount > 0) {
         throw new JSONRPCErrorException(
           `study ${study} already has events diagnosed with another config; open it without a config or use a new study name`,
           RpcErrorCode.ConfigConflict,
@@ -118,8 +118,7 @@ export class StudyRegistry {
 
   async end(study: string, trial: string, state: TrialEndState): Promise<void> {
     const s = this.studies.get(study) ?? (await this.studyFor(study));
-    const first = s.engine.trialSummaries().find((t) => t.trial === trial)?.ended === undefined;
-    s.engine.end(trial, state);
+    const first = s.engine.end(trial, state);
     const key = `${study}\u0000${trial}\u0000end`;
     const event: StoredEvent | undefined = first ? { study, trial, kind: "end", state } : this.unstored.get(key);
     if (event !== undefined) await this.persist(key, event);
@@ -203,7 +202,7 @@ export class StudyRegistry {
         if (JSON.stringify(verdict) !== e.verdict) mismatches++;
       }
       this.studies.set(study, { engine, config, created_at });
-      this.log.info("study restored", { study, payloads, trials: engine.trialSummaries().length });
+      this.log.info("study restored", { study, payloads, trials: engine.trialCount });
       if (mismatches > 0) {
         this.log.warn("restored verdicts differ from the stored ones (engine changed since they were answered)", { study, mismatches });
       }

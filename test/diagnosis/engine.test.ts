@@ -280,9 +280,10 @@ describe("DiagnosisEngine: end()", () => {
   it("keeps the first end state", () => {
     const engine = makeEngine();
     engine.report("t", { step: 0 });
-    engine.end("t", "failed");
-    engine.end("t", "complete");
+    expect(engine.end("t", "failed")).toBe(true);
+    expect(engine.end("t", "complete")).toBe(false);
     expect(engine.trialSummaries()[0]?.ended).toBe("failed");
+    expect(engine.trialCount).toBe(1);
   });
 
   it("refuses payloads of a trial ended before it reported", () => {
