@@ -39,7 +39,7 @@
  *
  * Faults (fail open): if the descriptor is not open or not a socket (it is never used
  * then: a wrong number must not take over a descriptor of Node's own), the parent closes its end, a
- * line is not a JSON object of type "verdict" with a boolean `stop`, a line comes while no
+ * line is not a JSON object of type "verdict" with a boolean `stop` or is longer than 1 MiB, a line comes while no
  * report waits, or no verdict comes within the relay timeout (default 10 s), the relay is
  * broken for good: the waiting report and every later one are answered `{stop: false}` at
  * once, and one warning goes to standard error. The trial trains on as if unmonitored.
@@ -50,6 +50,10 @@ import { parseJson } from "../schema/json.js";
 import type { PayloadV1 } from "../diagnosis/types.js";
 import { isPlainObject, paramsFromEnv } from "./params.js";
 import type { FinalValue, HostContext, TrialHost, TrialVerdict } from "./types.js";
+import { LineSplitter } from "../io/lines.js";
+
+/** Longest verdict line accepted from the parent (a verdict is tens of bytes; this only stops a runaway). */
+const MAX_RELAY_LINE = 1024 * 1024;
 
 export const RELAY_FD_ENV = "BTTACKLER_RELAY_FD";
 
@@ -66,7 +70,13 @@ class RelayHost implements TrialHost {
   private broken = false;
   /** After final: the end of the relay is expected, not a fault. */
   private finished = false;
-  private partial = "";
+  private readonly lines = new LineSplitter(MAX_RELAY_LINE, {
+    line: (text) => {
+      const line = text.trim();
+      if (!this.broken && line !== "") this.onLine(line);
+    },
+    tooLong: (length) => this.fail(`a line of ${length} characters exceeds the limit of ${MAX_RELAY_LINE}`),
+  });
   private waiting: Waiting | undefined;
 
   constructor(
@@ -83,7 +93,7 @@ class RelayHost implements TrialHost {
       }
       const socket = new Socket({ fd, readable: true, writable: true });
       socket.setEncoding("utf8");
-      socket.on("data", (chunk: string) => this.onData(chunk));
+      socket.on("data", (chunk: string) => this.lines.push(chunk));
       socket.on("end", () => this.fail("the parent closed the relay"));
       socket.on("error", (err) => this.fail(`relay error: ${err.message}`));
       socket.on("close", () => this.fail("the relay was closed"));
@@ -125,16 +135,6 @@ class RelayHost implements TrialHost {
     this.answer(OPEN);
     this.socket?.destroy();
     this.socket = undefined;
-  }
-
-  private onData(chunk: string): void {
-    this.partial += chunk;
-    let nl: number;
-    while (!this.broken && (nl = this.partial.indexOf("\n")) >= 0) {
-      const line = this.partial.slice(0, nl).trim();
-      this.partial = this.partial.slice(nl + 1);
-      if (line !== "") this.onLine(line);
-    }
   }
 
   private onLine(line: string): void {
