@@ -99,6 +99,16 @@ describe("Optuna relay (JSON lines over an inherited socket)", () => {
     expect(warnings(run.stderr()).length).toBe(1);
   });
 
+  it("a runaway line (over 1 MiB) breaks the relay without being buffered whole", async () => {
+    const run = spawnRelayed({ payloads: [healthy(0), healthy(1)] });
+    const parent = relay(run);
+    await parent.nextLine();
+    parent.send(`{"type":"verdict","stop":false,"reason":"${"x".repeat(2 * 1024 * 1024)}"}`);
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.events.filter((e) => e.event === "verdict").map((e) => e.verdict)).toEqual([{ stop: false }, { stop: false }]);
+    expect(warnings(run.stderr())).toEqual([expect.stringMatching(/broke: a line of \d+ characters exceeds the limit of 1048576/)]);
+  });
+
   it("the parent closing its end (EOF) fails open with one warning", async () => {
     const run = spawnRelayed({ payloads: [healthy(0), healthy(1)], final: 0.2 });
     const parent = relay(run);
