@@ -15,7 +15,7 @@ import {
   type JSONRPCResponse,
 } from "json-rpc-2.0";
 import type { PayloadV1, TrialEndState } from "../diagnosis/types.js";
-import { JsonSyntaxError, parseJson } from "../schema/json.js";
+import { isPlainObject, JsonSyntaxError, parseJson } from "../schema/json.js";
 import { RPC_METHODS, ValidationError, validateRpcParams } from "../schema/validate.js";
 import { RpcErrorCode } from "./errors.js";
 import type { Log } from "./log.js";
@@ -184,8 +184,8 @@ function invalid(id: string | number | null, reason: string): JSONRPCResponse {
 
 /** Why a parsed message is not a JSON-RPC 2.0 request, or undefined when it is one. */
 function requestProblem(m: unknown): string | undefined {
-  if (m === null || typeof m !== "object" || Array.isArray(m)) return "a request must be a JSON object";
-  const r = m as Record<string, unknown>;
+  if (!isPlainObject(m)) return "a request must be a JSON object";
+  const r = m;
   if (r.jsonrpc !== "2.0") return 'the field jsonrpc must be "2.0"';
   if (typeof r.method !== "string") return "the field method must be a string";
   if ("id" in r && r.id !== null && typeof r.id !== "string" && typeof r.id !== "number") {

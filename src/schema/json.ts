@@ -58,6 +58,11 @@ export function parseJson(text: string): unknown {
   }
 }
 
+/** A JSON object (not null, not an array). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 /** Deepest nesting of arrays and objects that values from the outside may have; every schema here needs far less. */
 export const MAX_NESTING = 64;
 

@@ -18,8 +18,7 @@
  */
 import type { Socket } from "node:net";
 import WebSocket from "ws";
-import { parseJson } from "../schema/json.js";
-import { isPlainObject } from "../trial/params.js";
+import { isPlainObject, parseJson } from "../schema/json.js";
 
 export class RpcFailure extends Error {
   override readonly name = "RpcFailure";

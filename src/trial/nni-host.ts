@@ -23,10 +23,9 @@
  * infrastructure fault to ride out — the trial cannot run without them — so `openNniHost`
  * rejects then (a poll that fails on the network is tried three times), except on 410.
  */
-import { parseJson } from "../schema/json.js";
+import { isPlainObject, parseJson } from "../schema/json.js";
 import type { PayloadV1 } from "../diagnosis/types.js";
 import { DefaultMetric, encodeFinal, encodeIntermediate } from "./nni-metric.js";
-import { isPlainObject } from "./params.js";
 import type { FinalValue, HostContext, TrialHost, TrialParams, TrialVerdict } from "./types.js";
 
 export const NNI_CHANNEL_ENV = "NNI_TRIAL_COMMAND_CHANNEL";

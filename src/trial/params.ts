@@ -4,14 +4,10 @@
  * bare tokens NaN/Infinity/-Infinity that Python's `json.dumps` writes are read as null.
  * Anything else that is not a JSON object is a configuration mistake and throws.
  */
-import { parseJson } from "../schema/json.js";
+import { isPlainObject, parseJson } from "../schema/json.js";
 import type { TrialParams } from "./types.js";
 
 export const PARAMS_ENV = "BTTACKLER_PARAMS";
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 export function paramsFromEnv(env: Record<string, string | undefined>): TrialParams {
   const text = env[PARAMS_ENV];

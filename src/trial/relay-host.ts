@@ -46,9 +46,9 @@
  */
 import { fstatSync } from "node:fs";
 import { Socket } from "node:net";
-import { parseJson } from "../schema/json.js";
+import { isPlainObject, parseJson } from "../schema/json.js";
 import type { PayloadV1 } from "../diagnosis/types.js";
-import { isPlainObject, paramsFromEnv } from "./params.js";
+import { paramsFromEnv } from "./params.js";
 import type { FinalValue, HostContext, TrialHost, TrialVerdict } from "./types.js";
 import { LineSplitter } from "../io/lines.js";
 

@@ -15,7 +15,8 @@
  */
 import { randomUUID } from "node:crypto";
 import type { PayloadV1 } from "../diagnosis/types.js";
-import { isPlainObject, paramsFromEnv } from "./params.js";
+import { isPlainObject } from "../schema/json.js";
+import { paramsFromEnv } from "./params.js";
 import { RpcFailure, TrialRpcClient } from "../service/ws-client.js";
 import type { FinalValue, HostContext, TrialHost, TrialParams, TrialVerdict } from "./types.js";
 
