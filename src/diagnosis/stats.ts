@@ -38,7 +38,7 @@ export function cv(xs: readonly number[]): number | undefined {
 }
 
 export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = Float64Array.from(xs).sort(); // numeric order, no comparator calls
   const n = s.length;
   const mid = n >> 1;
   return n % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;

@@ -106,10 +106,10 @@ export class RpcHandler {
         return JSON.stringify(invalid(null, `a batch holds at most ${this.maxBatch} requests, got ${message.length}`));
       }
       const replies = (await Promise.all(message.map((m) => this.handleOne(m, {})))).filter((r) => r !== null);
-      return replies.length > 0 ? JSON.stringify(replies) : null;
+      return replies.length > 0 ? `[${replies.map(replyText).join(",")}]` : null;
     }
     const reply = await this.handleOne(message, { text });
-    return reply === null ? null : JSON.stringify(reply);
+    return reply === null ? null : replyText(reply);
   }
 
   /** A reply for a frame the transport refused before parsing (binary, too large). */
@@ -150,8 +150,9 @@ export class RpcHandler {
       return { study: p.study, trial: p.trial, step: p.payload.step, duplicate };
     });
     this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.reportAndAssess", async (p, frame) => {
-      const { verdict, duplicate } = await r.report(p.study, p.trial, p.payload, frame.text);
-      return { study: p.study, ...verdict, duplicate };
+      // { study, ...verdict, duplicate }, built around the verdict's JSON text rather than serialising the verdict again
+      const { verdictJson, duplicate } = await r.report(p.study, p.trial, p.payload, frame.text);
+      return new SerializedResult(`{"study":${JSON.stringify(p.study)},${verdictJson.slice(1, -1)},"duplicate":${String(duplicate)}}`);
     });
     this.method<{ study: string; trial: string; step?: number }>("trial.assess", (p) => ({
       study: p.study,
@@ -176,6 +177,23 @@ export class RpcHandler {
       ...(this.info.runtime ? { runtime: this.info.runtime() } : {}),
     }));
   }
+}
+
+/** A method's result that is already JSON text: the reply embeds the text as it is. */
+class SerializedResult {
+  constructor(readonly json: string) {}
+  /** What JSON.stringify sees if the result is ever serialised as a value. */
+  toJSON(): unknown {
+    return JSON.parse(this.json);
+  }
+}
+
+/** A reply's JSON text; a SerializedResult goes in verbatim. */
+function replyText(reply: JSONRPCResponse): string {
+  if ("result" in reply && reply.result instanceof SerializedResult) {
+    return `{"jsonrpc":"2.0","id":${JSON.stringify(reply.id)},"result":${reply.result.json}}`;
+  }
+  return JSON.stringify(reply);
 }
 
 function invalid(id: string | number | null, reason: string): JSONRPCResponse {

@@ -28,6 +28,13 @@ export interface StudyInfo {
   stopped: number;
 }
 
+/** A report's outcome: the verdict, and its JSON text (serialised once, for the store and the reply). */
+export interface Reported {
+  verdict: Verdict;
+  verdictJson: string;
+  duplicate: boolean;
+}
+
 export class StudyRegistry {
   private readonly studies = new Map<string, Study>();
   /** Events the engine took but the store failed to commit, by study/trial/step (or study/trial/end): a re-delivery stores them again. */
@@ -84,7 +91,7 @@ export class StudyRegistry {
    * answers its stored verdict. `request` is the JSON-RPC request text that carried the
    * payload at params.payload, when there was exactly one: it is stored as it came.
    */
-  async report(study: string, trial: string, payload: PayloadV1, request?: string): Promise<{ verdict: Verdict; duplicate: boolean }> {
+  async report(study: string, trial: string, payload: PayloadV1, request?: string): Promise<Reported> {
     const s = this.studies.get(study) ?? (await this.studyFor(study));
     const duplicate = s.engine.has(trial, payload.step);
     let verdict: Verdict;
@@ -99,7 +106,7 @@ export class StudyRegistry {
       const retry = this.unstored.get(key);
       if (retry === undefined) await this.committed(this.store.whenCommitted());
       else await this.persist(key, retry);
-      return { verdict, duplicate };
+      return { verdict, verdictJson: JSON.stringify(verdict), duplicate };
     }
     if (verdict.stop && verdict.stopped_at === payload.step) {
       this.log.info("trial stopped", {
@@ -112,8 +119,9 @@ export class StudyRegistry {
     }
     const body = request ?? JSON.stringify(payload);
     const format = request === undefined ? "payload" : "request";
-    await this.persist(key, { study, trial, kind: "payload", step: payload.step, body, format, verdict: JSON.stringify(verdict) });
-    return { verdict, duplicate };
+    const verdictJson = JSON.stringify(verdict);
+    await this.persist(key, { study, trial, kind: "payload", step: payload.step, body, format, verdict: verdictJson });
+    return { verdict, verdictJson, duplicate };
   }
 
   async end(study: string, trial: string, state: TrialEndState): Promise<void> {

@@ -65,6 +65,8 @@ const checkPayload = strictAjv.compile(payloadSchema);
 const checkEvent = strictAjv.compile(replayEventSchema);
 const defaultingAjv = new Ajv({ allErrors: true, verbose: true, strict: true, useDefaults: true });
 const checkConfig = defaultingAjv.compile(configSchema);
+/** The params validator of each service method, looked up once. */
+const rpcValidators = new Map<string, ValidateFunction>();
 
 /** Turns a JSON pointer into a dotted path under `root`: /layers/0/name -> root.layers[0].name */
 function dotted(root: string, pointer: string): string {
@@ -155,8 +157,12 @@ export function validatePayload(value: unknown, root = "payload"): PayloadV1 {
  * count as `{}`. Non-finite numbers become null (in a copy; the input is never modified).
  */
 export function validateRpcParams<T>(method: string, params: unknown): T {
-  const validate = strictAjv.getSchema(`urn:bttackler:schema:rpc.v1#/definitions/${method}`);
-  if (validate === undefined) throw new Error(`no schema for method ${method}`);
+  let validate = rpcValidators.get(method);
+  if (validate === undefined) {
+    validate = strictAjv.getSchema(`urn:bttackler:schema:rpc.v1#/definitions/${method}`);
+    if (validate === undefined) throw new Error(`no schema for method ${method}`);
+    rpcValidators.set(method, validate);
+  }
   return check<T>(validate, "params", nonFiniteToNull(params ?? {}, "params"));
 }
 

@@ -76,7 +76,7 @@ const SCHEMA = `
     created_at TEXT NOT NULL
   );
   CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY, -- the rowid: rows are never deleted, so it only grows (AUTOINCREMENT would add a write per insert)
     study TEXT NOT NULL REFERENCES studies(study),
     trial TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('payload', 'end')),

@@ -89,10 +89,12 @@ class Client {
   }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** CPU seconds used so far in user and in system (kernel) mode, from /proc: by the whole process, and by its main thread alone. */
+function cpuTimes(pid: number): { user: number; system: number; mainThread: number } {
+  const read = (file: string): string[] => readFileSync(file, "utf8").split(") ")[1]?.split(" ") ?? [];
+  const all = read(`/proc/${pid}/stat`);
+  const main = read(`/proc/${pid}/task/${pid}/stat`);
+  return { user: Number(all[11]) / 100, system: Number(all[12]) / 100, mainThread: (Number(main[11]) + Number(main[12])) / 100 };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -131,7 +133,7 @@ async function phase(
   servicePid: number,
   isService: boolean,
 ): Promise<PhaseResult> {
-  const cpu0 = cpuSeconds(servicePid);
+  const cpu0 = cpuTimes(servicePid);
   const own0 = process.cpuUsage();
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   loopDelay.enable();
@@ -172,9 +174,11 @@ async function phase(
   loopDelay.disable();
   console.log(`${"".padEnd(15)} the load generator's own event-loop delay: p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms, max ${(loopDelay.max / 1e6).toFixed(2)} ms`);
   const own = process.cpuUsage(own0);
-  const serviceCpu = cpuSeconds(servicePid) - cpu0;
+  const cpu1 = cpuTimes(servicePid);
+  const serviceCpu = cpu1.user + cpu1.system - cpu0.user - cpu0.system;
+  const us = (seconds: number): string => ((seconds * 1e6) / latencies.length).toFixed(0);
   console.log(
-    `${"".padEnd(15)} CPU per decision: service ${((serviceCpu * 1e6) / latencies.length).toFixed(0)} µs, benchmark clients ${(((own.user + own.system) / 1e6) * 1e6 / latencies.length).toFixed(0)} µs`,
+    `${"".padEnd(15)} CPU per decision: service ${us(serviceCpu)} µs (user ${us(cpu1.user - cpu0.user)}, system ${us(cpu1.system - cpu0.system)}; main thread ${us(cpu1.mainThread - cpu0.mainThread)}), benchmark clients ${us((own.user + own.system) / 1e6)} µs`,
   );
   return { acked, failed, summary: { name, rate: latencies.length / seconds, p99: q(latencies, 0.99), cpuPerDecisionUs: (serviceCpu * 1e6) / latencies.length } };
 }

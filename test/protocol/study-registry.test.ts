@@ -149,7 +149,8 @@ describe("StudyRegistry", () => {
       else reference.report(s.trial, s.payload);
     }
     const fresh = await rebuilt.report("s", "e", loss(0, 0.3));
-    expect(fresh).toEqual({ verdict: reference.report("e", loss(0, 0.3)), duplicate: false });
+    const expected = reference.report("e", loss(0, 0.3));
+    expect(fresh).toEqual({ verdict: expected, verdictJson: JSON.stringify(expected), duplicate: false });
     expect(fresh.verdict.protected).toBe(true);
     const stopped = await rebuilt.report("s", "n", loss(0, 5));
     expect(stopped.duplicate).toBe(true);
@@ -207,7 +208,8 @@ describe("StudyRegistry", () => {
     const first = await registry.report("s", "t", loss(0, 1.0));
     const again = await registry.report("s", "t", loss(0, null), requestText("s", "t", loss(0, null)));
     expect(first.duplicate).toBe(false);
-    expect(again).toEqual({ verdict: first.verdict, duplicate: true });
+    expect(again).toEqual({ verdict: first.verdict, verdictJson: first.verdictJson, duplicate: true });
+    expect(JSON.parse(first.verdictJson)).toEqual(first.verdict);
     expect(again.verdict.stop).toBe(false);
     expect(countRows(path)).toBe(1);
     expect([...store.events("s")]).toEqual([
