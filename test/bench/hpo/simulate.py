@@ -1,0 +1,393 @@
+"""``npm run bench:hpo`` — closed-loop HPO simulation on recorded traces (issue #7).
+
+Random search with W workers under a time budget: each worker takes the next
+configuration of a seeded random order of the recorded trials, trains it epoch by epoch
+(each epoch costs its recorded seconds), and after every epoch but the last the method
+under test decides whether the trial goes on. A stopped trial frees its worker at once for
+the next configuration. A trial that runs all its epochs completes with its final
+validation accuracy; a stopped trial reports no result (as in NNI and Optuna, where an
+early-stopped or pruned trial is not a candidate for the best). Every method sees the same
+orders, the same epoch times and the same values (see methods.py).
+
+Per method and seed, against ``none`` (no stopping) on the same order:
+- TSBA = (1 - T_i / T_none) x 100 %: T_none is when ``none`` reached its best accuracy within
+  the budget, T_i when the method first reached that accuracy (not reached: no TSBA, counted);
+- Top-10 hit ratio: of the 10 best completed trials of both runs pooled (a configuration both
+  completed is in the pool twice; ties at the cut share the last places), the share that is
+  the method's;
+- false kills: stopped trials that, run to the end, would have been among the 10 best of the
+  trials either run started (ties at the cut included);
+- top-quartile stops: stopped trials whose unstopped final accuracy is in the top quartile of
+  all recorded trials, over the top-quartile trials started; hopeless caught: hopeless trials
+  (non-finite, or final accuracy <= 0.2) stopped before half their epochs, over those started.
+
+Usage (from the repository root, after ``npm run build`` and with .venv set up by ``npm run test:python``):
+  .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz
+      [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
+      [--bttackler-config '{"rules": ...}'] [--out-dir DIR] [--json FILE] [--quiet]
+"""
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from methods import BTTacklerMethod, Method, NoStopping, baseline_factories  # noqa: E402
+from traces import Trial, load_traces  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+TOP_K = 10
+
+
+@dataclass
+class RunResult:
+    """What one method did with one order of the trials."""
+
+    method: str
+    seed: int
+    budget: float
+    started: List[int] = field(default_factory=list)
+    #: (time, trial index, final val acc)
+    completed: List[Tuple[float, int, float]] = field(default_factory=list)
+    #: (time, trial index, epoch at which it was stopped)
+    stopped: List[Tuple[float, int, int]] = field(default_factory=list)
+    decide_seconds: float = 0.0
+
+
+def simulate(trials: Sequence[Trial], order: Sequence[int], method: Method, workers: int, budget: float, seed: int) -> RunResult:
+    """Runs random search over ``order`` (indices into ``trials``) with ``workers`` workers until ``budget`` seconds."""
+    result = RunResult(method=method.name, seed=seed, budget=budget)
+    events: List[Tuple[float, int, int, int]] = []  # (time the epoch ends, worker, position in trials, epoch)
+    upcoming = iter(order)
+
+    def start_next(worker: int, now: float) -> None:
+        if now >= budget:
+            return
+        position = next(upcoming, None)
+        if position is None:
+            return
+        trial = trials[position]
+        result.started.append(trial.index)
+        method.start(trial)
+        heapq.heappush(events, (now + trial.seconds[0], worker, position, 0))
+
+    for w in range(workers):
+        start_next(w, 0.0)
+    while events:
+        now, worker, position, epoch = heapq.heappop(events)
+        if now > budget:
+            break  # this and every later epoch end after the budget: those trials never finish
+        trial = trials[position]
+        last = epoch == trial.epochs - 1
+        if last:
+            result.completed.append((now, trial.index, trial.final_val_acc))
+            method.end(trial, True)
+            start_next(worker, now)
+            continue
+        t0 = time.perf_counter()
+        stop = method.stop(trial, epoch)
+        result.decide_seconds += time.perf_counter() - t0
+        if stop:
+            result.stopped.append((now, trial.index, epoch))
+            method.end(trial, False)
+            start_next(worker, now)
+        else:
+            heapq.heappush(events, (now + trial.seconds[epoch + 1], worker, position, epoch + 1))
+    method.close()
+    return result
+
+
+def best_curve(result: RunResult) -> List[Tuple[float, float]]:
+    """(time, best final accuracy completed so far), one point per improvement."""
+    curve: List[Tuple[float, float]] = []
+    best = -math.inf
+    for t, _, acc in sorted(result.completed):
+        if acc > best:
+            best = acc
+            curve.append((t, acc))
+    return curve
+
+
+def tsba(method: RunResult, baseline: RunResult) -> Optional[float]:
+    """Time-saving for baseline accuracy in percent; None when the method never reached the baseline's best."""
+    base = best_curve(baseline)
+    if not base:
+        return None
+    target_time, target = base[-1]
+    for t, acc in best_curve(method):
+        if acc >= target:
+            return (1.0 - t / target_time) * 100.0 if target_time > 0 else 0.0
+    return None
+
+
+def top_k_hit_ratio(method: RunResult, baseline: RunResult, k: int = TOP_K) -> float:
+    """The method's share of the k best completed trials of both runs pooled; ties at the cut share the places left."""
+    pool = [(acc, True) for _, _, acc in method.completed] + [(acc, False) for _, _, acc in baseline.completed]
+    if not pool:
+        return 0.5
+    accs = sorted((a for a, _ in pool), reverse=True)
+    if len(pool) <= k:
+        return sum(1 for _, mine in pool if mine) / len(pool)
+    cut = accs[k - 1]
+    above = [mine for acc, mine in pool if acc > cut]
+    at = [mine for acc, mine in pool if acc == cut]
+    share = (k - len(above)) / len(at)
+    return (sum(above) + share * sum(at)) / k
+
+
+def false_kills(method: RunResult, baseline: RunResult, by_index: Mapping[int, Trial], k: int = TOP_K) -> List[int]:
+    """Stopped trials that, unstopped, would have been among the k best of the trials either run started."""
+    started = set(method.started) | set(baseline.started)
+    finals = sorted((by_index[i].final_val_acc for i in started), reverse=True)
+    if not finals:
+        return []
+    cut = finals[min(k, len(finals)) - 1]
+    return sorted(i for _, i, _ in method.stopped if by_index[i].final_val_acc >= cut)
+
+
+def mean_ci(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and the half-width of its 95 % confidence interval (Student's t)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    m = statistics.fmean(values)
+    if n == 1:
+        return m, math.nan
+    from scipy.stats import t as student_t
+
+    return m, float(student_t.ppf(0.975, n - 1)) * statistics.stdev(values) / math.sqrt(n)
+
+
+@dataclass
+class MethodSummary:
+    method: str
+    tsba: List[float]
+    tsba_missed: int
+    hit: List[float]
+    completed: List[int]
+    started: List[int]
+    stopped: List[int]
+    false_kills: List[int]
+    top_quartile_stopped: int
+    top_quartile_started: int
+    hopeless_caught: int
+    hopeless_started: int
+    decide_ms: float
+
+
+def summarize(name: str, runs: Sequence[RunResult], baselines: Sequence[RunResult], trials: Sequence[Trial]) -> MethodSummary:
+    by_index = {t.index: t for t in trials}
+    finals = sorted(t.final_val_acc for t in trials)
+    q75 = finals[int(0.75 * (len(finals) - 1))]
+    s = MethodSummary(name, [], 0, [], [], [], [], [], 0, 0, 0, 0, 0.0)
+    decisions = 0
+    for run, base in zip(runs, baselines):
+        ts = tsba(run, base)
+        if ts is None:
+            s.tsba_missed += 1
+        else:
+            s.tsba.append(ts)
+        s.hit.append(top_k_hit_ratio(run, base))
+        s.completed.append(len(run.completed))
+        s.started.append(len(run.started))
+        s.stopped.append(len(run.stopped))
+        s.false_kills.append(len(false_kills(run, base, by_index)))
+        stopped_at = {i: e for _, i, e in run.stopped}
+        for i in run.started:
+            t = by_index[i]
+            if t.final_val_acc >= q75:
+                s.top_quartile_started += 1
+                s.top_quartile_stopped += i in stopped_at
+            if t.hopeless:
+                s.hopeless_started += 1
+                s.hopeless_caught += i in stopped_at and stopped_at[i] < t.epochs // 2
+        s.decide_ms += run.decide_seconds * 1000
+        decisions += len(run.started)
+    s.decide_ms = s.decide_ms / max(1, decisions)
+    return s
+
+
+def fmt_ci(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
+    m, h = mean_ci([v * scale for v in values])
+    if math.isnan(m):
+        return "n/a"
+    return f"{m:.{digits}f} ± {h:.{digits}f}" if not math.isnan(h) else f"{m:.{digits}f}"
+
+
+def table(summaries: Sequence[MethodSummary], seeds: int) -> str:
+    head = (
+        "| method | TSBA vs none, % | seeds not reaching none's best | Top-10 hit ratio vs none, % | trials completed | trials stopped "
+        "| false kills (top-10 trials stopped) | top-quartile trials stopped | hopeless trials stopped by mid-training |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    )
+    rows = []
+    for s in summaries:
+        rows.append(
+            f"| {s.method} | {fmt_ci(s.tsba) if s.tsba else 'n/a'} | {s.tsba_missed}/{seeds} | {fmt_ci(s.hit, 100)} | {fmt_ci(s.completed)} "
+            f"| {fmt_ci(s.stopped)} | {sum(s.false_kills)} in {seeds} seeds ({fmt_ci(s.false_kills, digits=2)} per seed) "
+            f"| {s.top_quartile_stopped}/{s.top_quartile_started} ({100 * s.top_quartile_stopped / max(1, s.top_quartile_started):.1f} %) "
+            f"| {s.hopeless_caught}/{s.hopeless_started} ({100 * s.hopeless_caught / max(1, s.hopeless_started):.1f} %) |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def plot(runs_by_method: Mapping[str, Sequence[RunResult]], budget: float, path: str) -> None:
+    """Best accuracy so far against time, averaged over seeds, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = [budget * i / 400 for i in range(401)]
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
+    for name, runs in runs_by_method.items():
+        mean_curve = []
+        for t in grid:
+            values = []
+            for run in runs:
+                best = [acc for when, acc in best_curve(run) if when <= t]
+                values.append(best[-1] if best else math.nan)
+            known = [v for v in values if not math.isnan(v)]
+            mean_curve.append(statistics.fmean(known) if len(known) == len(values) else math.nan)
+        style = {"linewidth": 2.6, "color": "black"} if name == "bttackler" else {"linewidth": 1.3}
+        if name == "none":
+            style = {"linewidth": 1.6, "color": "grey", "linestyle": "--"}
+        ax.plot([t / 60 for t in grid], mean_curve, label=name, **style)
+    ax.set_xlabel("simulated time, minutes (4 workers)")
+    ax.set_ylabel("best validation accuracy so far (mean over seeds)")
+    ax.set_title("Random search on recorded MNIST traces: best accuracy so far")
+    finite = [acc for runs in runs_by_method.values() for run in runs for _, _, acc in run.completed]
+    if finite:
+        top = max(finite)
+        ax.set_ylim(max(0.0, top - 0.08), min(1.0, top + 0.01))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def bttackler_session(config: Optional[Mapping[str, Any]]) -> Tuple[Callable[[int], Method], Callable[[], None]]:
+    """A local ``bttackler serve`` (in memory) and a factory of per-seed bttackler methods against it."""
+    from bttackler import BTTacklerClient, LocalService
+
+    service = LocalService(db=":memory:", command=["node", os.path.join(ROOT, "dist", "cli", "main.js")])
+    client = BTTacklerClient(service=service, timeout=30.0)
+    run_id = uuid.uuid4().hex[:8]
+
+    def make(seed: int) -> Method:
+        return BTTacklerMethod(client, f"hpo-{run_id}-seed{seed}", config)
+
+    def close() -> None:
+        client.close()
+        service.stop()
+
+    return make, close
+
+
+ALL_METHODS = [
+    "none",
+    "bttackler",
+    "optuna-median",
+    "optuna-percentile25",
+    "optuna-sha",
+    "optuna-hyperband",
+    "optuna-patient-median",
+    "optuna-wilcoxon",
+    "nni-medianstop",
+    "nni-curvefitting",
+]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--traces", action="append", required=True, help="trace file (.jsonl or .jsonl.gz); repeatable")
+    ap.add_argument("--seeds", type=int, default=20, help="random orders of the trials (default 20)")
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--budget-frac", type=float, default=0.3, help="budget as a fraction of the time to run every recorded trial to the end on the workers")
+    ap.add_argument("--methods", default=",".join(ALL_METHODS))
+    ap.add_argument("--bttackler-config", default=None, help="study config (JSON) for bttackler; default: the service's defaults")
+    ap.add_argument("--out-dir", default=None, help="where to write results.md, best-so-far.png and runs.json")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+
+    for name, value, ok in [
+        ("--seeds", args.seeds, args.seeds >= 1),
+        ("--workers", args.workers, args.workers >= 1),
+        ("--budget-frac", args.budget_frac, 0 < args.budget_frac <= 1),
+    ]:
+        if not ok:
+            ap.error(f"{name} out of range: {value}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in ALL_METHODS]
+    if unknown:
+        ap.error(f"unknown methods {unknown}; known: {', '.join(ALL_METHODS)}")
+    if "none" not in methods:
+        methods.insert(0, "none")
+    config = json.loads(args.bttackler_config) if args.bttackler_config else None
+
+    trials = load_traces(args.traces)
+    if len(trials) < 2 * args.workers:
+        print(f"too few trials in the traces: {len(trials)}", file=sys.stderr)
+        return 2
+    epochs = trials[0].epochs
+    budget = args.budget_frac * sum(sum(t.seconds) for t in trials) / args.workers
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    log(f"{len(trials)} trials x {epochs} epochs; {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}; methods {', '.join(methods)}")
+
+    make_bttackler, close_bttackler = bttackler_session(config) if "bttackler" in methods else (None, lambda: None)
+    runs: Dict[str, List[RunResult]] = {m: [] for m in methods}
+    started = time.perf_counter()
+    try:
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            order = list(range(len(trials)))
+            random.Random(seed).shuffle(order)
+            factories = baseline_factories(seed, epochs)
+            for m in methods:
+                if m == "none":
+                    method: Method = NoStopping()
+                elif m == "bttackler":
+                    method = make_bttackler(seed)  # type: ignore[misc]
+                else:
+                    method = factories[m]()
+                t0 = time.perf_counter()
+                runs[m].append(simulate(trials, order, method, args.workers, budget, seed))
+                r = runs[m][-1]
+                log(f"seed {seed} {m:22s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
+    finally:
+        close_bttackler()
+    summaries = [summarize(m, runs[m], runs["none"], trials) for m in methods if m != "none"]
+    text = table(summaries, args.seeds)
+    none_completed = fmt_ci([len(r.completed) for r in runs["none"]])
+    header = (
+        f"{len(trials)} recorded trials x {epochs} epochs; random search, {args.workers} workers, budget {budget:.0f} s "
+        f"({args.budget_frac:g} of running every trial to the end); seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; "
+        f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n"
+    )
+    print(header + text)
+    log(f"simulated in {time.perf_counter() - started:.0f} s")
+    if args.out_dir:
+        os.makedirs(args.out_dir, exist_ok=True)
+        with open(os.path.join(args.out_dir, "results.md"), "w") as f:
+            f.write(header + text)
+        with open(os.path.join(args.out_dir, "runs.json"), "w") as f:
+            json.dump({m: [r.__dict__ for r in rs] for m, rs in runs.items()}, f)
+        plot(runs, budget, os.path.join(args.out_dir, "best-so-far.png"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Correctness of the HPO simulator (not its speed): the event loop, the metrics, the methods' wiring
+to the real Optuna, NNI and bttackler, and a smoke run on the committed traces."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import List, Optional, Sequence
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import simulate as sim  # noqa: E402
+from methods import Method, NNIAssessorMethod, NoStopping, OptunaPrunerMethod  # noqa: E402
+from traces import Trial, parse_traces  # noqa: E402
+
+TRACES = os.path.join(HERE, "..", "traces", "mnist-mlp.jsonl.gz")
+
+
+def trial(index: int, accs: Sequence[float], seconds: float = 1.0, status: str = "ok", non_finite_from: Optional[int] = None) -> Trial:
+    payloads = []
+    for step, acc in enumerate(accs):
+        bad = non_finite_from is not None and step >= non_finite_from
+        payloads.append(
+            {
+                "step": step,
+                "max_steps": len(accs),
+                "metrics": {"train_loss": None if bad else 2.3 * (1 - acc) + 0.01, "val_acc": acc},
+                "non_finite": bad,
+            }
+        )
+    return Trial(index, {}, payloads, list(accs), list(accs), [seconds] * len(accs), status)
+
+
+class StopAt(Method):
+    """Stops the given trials after the given epoch; records every question it is asked."""
+
+    name = "stop-at"
+
+    def __init__(self, plan: dict) -> None:
+        self.plan = plan
+        self.asked: List[tuple] = []
+        self.ended: List[tuple] = []
+
+    def stop(self, t: Trial, epoch: int) -> bool:
+        self.asked.append((t.index, epoch))
+        return self.plan.get(t.index) == epoch
+
+    def end(self, t: Trial, completed: bool) -> None:
+        self.ended.append((t.index, completed))
+
+
+def test_no_stopping_runs_trials_in_order_on_every_worker_until_the_budget():
+    trials = [trial(i, [0.5, 0.6, 0.7]) for i in range(6)]
+    r = sim.simulate(trials, [0, 1, 2, 3, 4, 5], NoStopping(), workers=2, budget=6.0, seed=1)
+    assert r.started == [0, 1, 2, 3]  # at t=6 the budget is spent: trials 4 and 5 never start
+    assert [(t, i) for t, i, _ in r.completed] == [(3.0, 0), (3.0, 1), (6.0, 2), (6.0, 3)]
+    assert r.stopped == []
+
+
+def test_a_stopped_trial_frees_its_worker_at_once_and_the_last_epoch_is_never_judged():
+    trials = [trial(i, [0.5, 0.6, 0.7]) for i in range(5)]
+    m = StopAt({0: 0})
+    r = sim.simulate(trials, [0, 1, 2, 3, 4], m, workers=2, budget=5.0, seed=1)
+    assert r.stopped == [(1.0, 0, 0)]
+    # worker 0 takes trial 2 at t=1 and completes it at t=4; worker 1 completes trial 1 at t=3, then starts trial 3
+    assert [(t, i) for t, i, _ in r.completed] == [(3.0, 1), (4.0, 2)]
+    assert r.started == [0, 1, 2, 3, 4]
+    assert all(epoch < 2 for _, epoch in m.asked)
+    assert (0, False) in m.ended and (1, True) in m.ended
+
+
+def run_result(completed, stopped=(), started=None, method="m"):
+    r = sim.RunResult(method=method, seed=1, budget=100.0)
+    r.completed = list(completed)
+    r.stopped = list(stopped)
+    r.started = list(started) if started is not None else [i for _, i, _ in completed] + [i for _, i, _ in stopped]
+    return r
+
+
+def test_tsba_is_the_share_of_the_baselines_time_saved_to_reach_its_best():
+    base = run_result([(10.0, 1, 0.80), (40.0, 2, 0.90), (60.0, 3, 0.85)])
+    faster = run_result([(5.0, 4, 0.70), (10.0, 2, 0.95)])
+    assert sim.tsba(faster, base) == pytest.approx(75.0)  # reached 0.90 at 10 s, the baseline at 40 s
+    slower = run_result([(80.0, 2, 0.90)])
+    assert sim.tsba(slower, base) == pytest.approx(-100.0)
+    assert sim.tsba(run_result([(1.0, 5, 0.89)]), base) is None
+
+
+def test_top10_hit_ratio_is_one_half_for_identical_runs_and_counts_shares_at_ties():
+    same = [(float(i), i, 0.5 + i / 100) for i in range(15)]
+    assert sim.top_k_hit_ratio(run_result(same), run_result(same)) == pytest.approx(0.5)
+    better = [(float(i), 100 + i, 0.99) for i in range(10)]
+    assert sim.top_k_hit_ratio(run_result(better), run_result(same)) == pytest.approx(1.0)
+    assert sim.top_k_hit_ratio(run_result(same), run_result(better)) == pytest.approx(0.0)
+    # 9 baseline trials above 0.9; the 10th place is shared by one trial of each side at 0.9
+    base = [(float(i), i, 0.95) for i in range(9)] + [(9.0, 9, 0.90)]
+    mine = [(1.0, 50, 0.90), (2.0, 51, 0.10)]
+    assert sim.top_k_hit_ratio(run_result(mine), run_result(base)) == pytest.approx(0.05)
+
+
+def test_false_kills_are_stopped_trials_that_would_have_been_among_the_best_started():
+    trials = {i: trial(i, [0.1 * (i % 10), 0.01 * i]) for i in range(30)}
+    base = run_result([(1.0, i, trials[i].final_val_acc) for i in range(20)])
+    # trial 29 ends best of all; trial 3 among the worst
+    method = run_result([], stopped=[(1.0, 29, 0), (1.0, 3, 0)], started=[29, 3])
+    assert sim.false_kills(method, base, trials) == [29]
+
+
+def test_optuna_median_pruner_is_driven_through_ask_and_tell():
+    good = [trial(i, [0.5 + 0.02 * e for e in range(6)]) for i in range(6)]
+    bad = trial(99, [0.1] * 6)
+    m = OptunaPrunerMethod("optuna-median", lambda: __import__("optuna").pruners.MedianPruner(n_startup_trials=5), seed=1)
+    r = sim.simulate(good + [bad], list(range(7)), m, workers=1, budget=1e9, seed=1)
+    assert [i for _, i, _ in r.stopped] == [99]
+    assert len(r.completed) == 6
+
+
+def test_nni_medianstop_assessor_is_called_as_the_dispatcher_calls_it():
+    from nni.algorithms.hpo.medianstop_assessor import MedianstopAssessor
+
+    good = [trial(i, [0.5 + 0.02 * e for e in range(6)]) for i in range(3)]
+    bad = trial(99, [0.1] * 6)
+    m = NNIAssessorMethod("nni-medianstop", MedianstopAssessor(optimize_mode="maximize"))
+    r = sim.simulate(good + [bad], list(range(4)), m, workers=1, budget=1e9, seed=1)
+    assert [(i, e) for _, i, e in r.stopped] == [(99, 0)]
+
+
+def test_bttackler_stops_a_non_finite_trial_through_the_real_service():
+    make, close = sim.bttackler_session(None)
+    try:
+        trials = [trial(0, [0.5, 0.6, 0.7, 0.8]), trial(1, [0.3, 0.1, 0.1, 0.1], non_finite_from=1)]
+        r = sim.simulate(trials, [0, 1], make(1), workers=2, budget=1e9, seed=1)
+    finally:
+        close()
+    assert [(i, e) for _, i, e in r.stopped] == [(1, 1)]
+    assert [i for _, i, _ in r.completed] == [0]
+
+
+def test_parse_traces_drops_a_cut_short_last_line_and_refuses_other_bad_lines():
+    line = '{"format":"bttackler.trace.v1","trial":0,"config":{},"status":"ok","epochs":[{"payload":{"step":0,"metrics":{"val_acc":0.5}},"test_acc":0.5,"seconds":1}]}'
+    assert len(parse_traces(line + "\n" + line[:30])) == 1
+    with pytest.raises(ValueError, match="traces:1"):
+        parse_traces("{not json\n" + line + "\n")
+    nan = parse_traces(line.replace('"val_acc":0.5', '"val_acc":null') + "\n")[0]
+    assert math.isnan(nan.val_acc[0]) and nan.final_val_acc == 0.0
+
+
+@pytest.mark.skipif(not os.path.exists(TRACES), reason="no committed traces yet")
+def test_smoke_every_method_on_the_committed_traces(tmp_path, capsys):
+    code = sim.main(["--traces", TRACES, "--seeds", "2", "--budget-frac", "0.05", "--out-dir", str(tmp_path), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    for m in sim.ALL_METHODS[1:]:
+        assert f"| {m} |" in out
+    assert (tmp_path / "best-so-far.png").stat().st_size > 10_000
