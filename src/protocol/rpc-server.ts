@@ -39,6 +39,26 @@ export interface RpcHandlerOptions {
 
 type Params = Record<string, unknown>;
 
+interface ReportParams {
+  study: string;
+  trial: string;
+  payload: PayloadV1;
+}
+
+/**
+ * The params' payload, which the params then no longer hold. json-rpc-2.0 keeps the
+ * request until its reply is sent, and the reply waits for the commit: without this the
+ * parsed payload (dozens of objects) would outlive young-generation collections while
+ * nothing needs it any more, since the engine takes what it keeps as soon as it is given
+ * the payload. The params are this request's own, parsed from its frame (when validation
+ * had to copy them to replace non-finite numbers, the request keeps the original: rare).
+ */
+function takePayload(p: ReportParams): PayloadV1 {
+  const payload = p.payload;
+  (p as Partial<ReportParams>).payload = undefined;
+  return payload;
+}
+
 /** What a method knows of the frame it came in: its text, when the frame held this one request only. */
 interface FrameContext {
   text?: string;
@@ -83,33 +103,40 @@ export class RpcHandler {
   }
 
   /** One frame in, the reply frame out (null when nothing is to be sent back). */
-  async handleText(text: string): Promise<string | null> {
+  handleText(text: string): Promise<string | null> {
     const started = this.info.now();
+    const done = (): void => this.latency.add(this.info.now() - started);
+    let reply: Promise<string | null>;
     try {
-      return await this.answer(text);
-    } finally {
-      this.latency.add(this.info.now() - started);
+      reply = this.answer(text);
+    } catch (err) {
+      done();
+      return Promise.reject(err);
     }
+    reply.then(done, done);
+    return reply;
   }
 
-  private async answer(text: string): Promise<string | null> {
+  /** Not async on purpose: no suspended frame keeps the parsed message while the reply is pending. */
+  private answer(text: string): Promise<string | null> {
     let message: unknown;
     try {
       message = parseJson(text);
     } catch (err) {
       if (!(err instanceof JsonSyntaxError)) throw err;
-      return JSON.stringify(createJSONRPCErrorResponse(null, RpcErrorCode.ParseError, `parse error: ${err.message}`));
+      return Promise.resolve(JSON.stringify(createJSONRPCErrorResponse(null, RpcErrorCode.ParseError, `parse error: ${err.message}`)));
     }
     if (Array.isArray(message)) {
-      if (message.length === 0) return JSON.stringify(invalid(null, "an empty batch is not a request"));
+      if (message.length === 0) return Promise.resolve(JSON.stringify(invalid(null, "an empty batch is not a request")));
       if (message.length > this.maxBatch) {
-        return JSON.stringify(invalid(null, `a batch holds at most ${this.maxBatch} requests, got ${message.length}`));
+        return Promise.resolve(JSON.stringify(invalid(null, `a batch holds at most ${this.maxBatch} requests, got ${message.length}`)));
       }
-      const replies = (await Promise.all(message.map((m) => this.handleOne(m, {})))).filter((r) => r !== null);
-      return replies.length > 0 ? `[${replies.map(replyText).join(",")}]` : null;
+      return Promise.all(message.map((m) => this.handleOne(m, {}))).then((all) => {
+        const replies = all.filter((r) => r !== null);
+        return replies.length > 0 ? `[${replies.map(replyText).join(",")}]` : null;
+      });
     }
-    const reply = await this.handleOne(message, { text });
-    return reply === null ? null : replyText(reply);
+    return this.handleOne(message, { text }).then((reply) => (reply === null ? null : replyText(reply)));
   }
 
   /** A reply for a frame the transport refused before parsing (binary, too large). */
@@ -145,14 +172,19 @@ export class RpcHandler {
     this.method<{ study: string; config?: Params }>("study.open", (p) => r.open(p.study, p.config));
     this.method<Params>("study.list", () => ({ studies: r.list() }));
     this.method<{ study: string }>("study.trials", (p) => ({ study: p.study, trials: r.trials(p.study) }));
-    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.report", async (p, frame) => {
-      const { duplicate } = await r.report(p.study, p.trial, p.payload, frame.text);
-      return { study: p.study, trial: p.trial, step: p.payload.step, duplicate };
+    this.method<ReportParams>("trial.report", (p, frame) => {
+      const { study, trial } = p;
+      const step = p.payload.step;
+      const reported = r.report(study, trial, takePayload(p), frame.text);
+      return reported.then(({ duplicate }) => ({ study, trial, step, duplicate }));
     });
-    this.method<{ study: string; trial: string; payload: PayloadV1 }>("trial.reportAndAssess", async (p, frame) => {
+    this.method<ReportParams>("trial.reportAndAssess", (p, frame) => {
+      const study = p.study;
+      const reported = r.report(study, p.trial, takePayload(p), frame.text);
       // { study, ...verdict, duplicate }, built around the verdict's JSON text rather than serialising the verdict again
-      const { verdictJson, duplicate } = await r.report(p.study, p.trial, p.payload, frame.text);
-      return new SerializedResult(`{"study":${JSON.stringify(p.study)},${verdictJson.slice(1, -1)},"duplicate":${String(duplicate)}}`);
+      return reported.then(
+        ({ verdictJson, duplicate }) => new SerializedResult(`{"study":${JSON.stringify(study)},${verdictJson.slice(1, -1)},"duplicate":${String(duplicate)}}`),
+      );
     });
     this.method<{ study: string; trial: string; step?: number }>("trial.assess", (p) => ({
       study: p.study,

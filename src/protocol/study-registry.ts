@@ -90,38 +90,43 @@ export class StudyRegistry {
    * Diagnoses and stores a payload; resolves once it is committed. A re-delivered step
    * answers its stored verdict. `request` is the JSON-RPC request text that carried the
    * payload at params.payload, when there was exactly one: it is stored as it came.
+   *
+   * When the study exists, the engine takes the payload before this returns, and nothing
+   * that waits for the commit refers to the payload: the caller may let go of it at once,
+   * so that a payload is garbage while its commit is pending, not a survivor.
    */
-  async report(study: string, trial: string, payload: PayloadV1, request?: string): Promise<Reported> {
-    const s = this.studies.get(study) ?? (await this.studyFor(study));
-    const duplicate = s.engine.has(trial, payload.step);
+  report(study: string, trial: string, payload: PayloadV1, request?: string): Promise<Reported> {
+    const s = this.studies.get(study);
+    if (s === undefined) return this.studyFor(study).then(() => this.report(study, trial, payload, request));
+    const step = payload.step;
+    const duplicate = s.engine.has(trial, step);
     let verdict: Verdict;
     try {
       verdict = s.engine.report(trial, payload);
     } catch (err) {
-      if (err instanceof EngineInputError) throw new JSONRPCErrorException(err.message, RpcErrorCode.RejectedEvent);
-      throw err;
+      return Promise.reject(err instanceof EngineInputError ? new JSONRPCErrorException(err.message, RpcErrorCode.RejectedEvent) : err);
     }
-    const key = `${study}\u0000${trial}\u0000${payload.step}`;
+    const key = `${study}\u0000${trial}\u0000${step}`;
+    const verdictJson = JSON.stringify(verdict);
+    let stored: Promise<void>;
     if (duplicate) {
       const retry = this.unstored.get(key);
-      if (retry === undefined) await this.committed(this.store.whenCommitted());
-      else await this.persist(key, retry);
-      return { verdict, verdictJson: JSON.stringify(verdict), duplicate };
+      stored = retry === undefined ? this.committed(this.store.whenCommitted()) : this.persist(key, retry);
+    } else {
+      if (verdict.stop && verdict.stopped_at === step) {
+        this.log.info("trial stopped", {
+          study,
+          trial,
+          step,
+          symptoms: [...new Set(verdict.symptoms.filter((x) => x.action === "stop").map((x) => x.code))],
+          reason: verdict.reason,
+        });
+      }
+      const body = request ?? JSON.stringify(payload);
+      const format = request === undefined ? "payload" : "request";
+      stored = this.persist(key, { study, trial, kind: "payload", step, body, format, verdict: verdictJson });
     }
-    if (verdict.stop && verdict.stopped_at === payload.step) {
-      this.log.info("trial stopped", {
-        study,
-        trial,
-        step: payload.step,
-        symptoms: [...new Set(verdict.symptoms.filter((x) => x.action === "stop").map((x) => x.code))],
-        reason: verdict.reason,
-      });
-    }
-    const body = request ?? JSON.stringify(payload);
-    const format = request === undefined ? "payload" : "request";
-    const verdictJson = JSON.stringify(verdict);
-    await this.persist(key, { study, trial, kind: "payload", step: payload.step, body, format, verdict: verdictJson });
-    return { verdict, verdictJson, duplicate };
+    return stored.then(() => ({ verdict, verdictJson, duplicate }));
   }
 
   async end(study: string, trial: string, state: TrialEndState): Promise<void> {
