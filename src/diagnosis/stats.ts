@@ -38,10 +38,30 @@ export function cv(xs: readonly number[]): number | undefined {
 }
 
 export function median(xs: readonly number[]): number {
-  const s = Float64Array.from(xs).sort(); // numeric order, no comparator calls
+  const s = sortedCopy(xs);
   const n = s.length;
   const mid = n >> 1;
   return n % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/**
+ * An ascending copy. Columns are short (one value per layer): insertion sort on a plain
+ * array beats allocating a typed array or calling a comparator; long ones use the typed sort.
+ */
+function sortedCopy(xs: readonly number[]): ArrayLike<number> {
+  const n = xs.length;
+  if (n > 32) return Float64Array.from(xs).sort();
+  const s = xs.slice();
+  for (let i = 1; i < n; i++) {
+    const v = s[i] as number;
+    let j = i - 1;
+    while (j >= 0 && (s[j] as number) > v) {
+      s[j + 1] = s[j] as number;
+      j--;
+    }
+    s[j + 1] = v;
+  }
+  return s;
 }
 
 /** Least-squares slope of ys against 0, 1, 2, ... */
