@@ -10,12 +10,15 @@
  * deterministic, so replaying a study's events in `seq` order rebuilds its exact
  * state (cohorts, streaks, protection, stops) after a restart.
  *
- * Writes are group-committed on a writer thread: `append` queues a row and resolves
- * once the transaction holding it has committed; the queue is handed to the writer
- * on the next turn of the event loop, so a burst of reports costs one commit, and
- * commits never stall the thread that answers requests. WAL checkpoints, which wait
- * for the disk, run on a third thread (PASSIVE, once a second), so they stall neither
- * the answers nor the commits. With WAL and synchronous=NORMAL a committed row survives the
+ * Writes are group-committed: `append` queues a row and resolves once the transaction
+ * holding it has committed; the queue is committed on the next turn of the event loop,
+ * so a burst of reports costs one commit. A large batch goes to a writer thread, so that
+ * long commits never stall the thread that answers requests; a small one (at most
+ * `inlineCommitMaxRows` rows), when the writer has nothing in flight, is committed at once
+ * on the calling thread — at low rates that saves two thread hand-overs per report, and
+ * one batch at a time is ever being written, so commits keep their order. WAL
+ * checkpoints, which wait for the disk, run on a third thread (PASSIVE, once a second),
+ * so they stall neither the answers nor the commits. With WAL and synchronous=NORMAL a committed row survives the
  * process being killed (-9); only an OS crash or power loss can lose the last
  * transactions. Study configurations go through the same queue, so a study's row
  * always commits before its events. The main thread's own connection only reads,
@@ -161,8 +164,19 @@ function eventRow(e: StoredEvent): WriterRow {
     : ["e", e.study, e.trial, "end", null, JSON.stringify({ state: e.state }), "payload", null];
 }
 
+export interface SqliteStoreOptions {
+  /**
+   * Largest batch committed on the calling thread when the writer thread is idle (0: every
+   * batch goes to the writer). Default 16: a commit of that size takes well under a millisecond.
+   */
+  inlineCommitMaxRows?: number;
+}
+
 export class SqliteStore implements EventStore {
   private readonly db: Database.Database;
+  private readonly inlineCommitMaxRows: number;
+  /** Commits a batch on this thread's connection (undefined: every batch goes to the writer). */
+  private readonly commitHere: ((rows: WriterRow[]) => void) | undefined;
   private readonly writer: Worker;
   private readonly checkpointer: Worker | undefined;
   private readonly inFlight = new Map<number, Pending[]>();
@@ -172,12 +186,21 @@ export class SqliteStore implements EventStore {
   private writerError: Error | undefined;
   private closing: Promise<void> | undefined;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    const inline = options.inlineCommitMaxRows ?? 16;
+    if (!Number.isInteger(inline) || inline < 0) throw new RangeError(`inlineCommitMaxRows must be an integer >= 0, got ${String(inline)}`);
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.pragma("busy_timeout = 10000");
+    this.db.pragma("wal_autocheckpoint = 0"); // the checkpoint thread's job, never a commit's
     this.db.exec(SCHEMA);
+    // an in-memory database is private to its connection: only the writer's holds the rows
+    this.inlineCommitMaxRows = path === ":memory:" ? 0 : inline;
+    this.commitHere = this.inlineCommitMaxRows > 0 ? this.prepareCommit() : undefined;
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
     this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, schema: SCHEMA, insertEvent: INSERT_EVENT, insertStudy: INSERT_STUDY } });
     // an in-memory database is private to its connection: nothing to checkpoint from another one
@@ -189,6 +212,21 @@ export class SqliteStore implements EventStore {
     this.writer.on("error", (err) => this.failAll(err));
     this.writer.on("exit", (code) => {
       if (this.closing === undefined) this.failAll(new Error(`the database writer stopped (exit code ${code})`));
+    });
+  }
+
+  /** This thread's commit of a batch; undefined when the statements do not prepare (the writer then reports why, on every append). */
+  private prepareCommit(): ((rows: WriterRow[]) => void) | undefined {
+    let insertEvent: Database.Statement;
+    let insertStudy: Database.Statement;
+    try {
+      insertEvent = this.db.prepare(INSERT_EVENT);
+      insertStudy = this.db.prepare(INSERT_STUDY);
+    } catch {
+      return undefined;
+    }
+    return this.db.transaction((rows: WriterRow[]) => {
+      for (const row of rows) (row[0] === "s" ? insertStudy : insertEvent).run(row.slice(1));
     });
   }
 
@@ -265,15 +303,27 @@ export class SqliteStore implements EventStore {
     });
   }
 
-  /** Hands every queued event to the writer as one transaction. */
+  /** Commits every queued event as one transaction: here when the batch is small and the writer idle, else on the writer. */
   private flush(): void {
     this.flushScheduled = false;
     const batch = this.pending;
     if (batch.length === 0) return;
     this.pending = [];
     const id = this.nextBatch++;
-    this.inFlight.set(id, batch);
     const rows = batch.flatMap((p) => (p.row === null ? [] : [p.row]));
+    if (this.commitHere !== undefined && this.inFlight.size === 0 && rows.length <= this.inlineCommitMaxRows) {
+      this.inFlight.set(id, batch);
+      let reply: WriterReply;
+      try {
+        this.commitHere(rows);
+        reply = { type: "done", id };
+      } catch (err) {
+        reply = { type: "failed", id, error: err instanceof Error ? err.message : String(err) };
+      }
+      this.onWriterReply(reply);
+      return;
+    }
+    this.inFlight.set(id, batch);
     this.writer.postMessage({ type: "commit", id, rows });
   }
 

@@ -19,7 +19,8 @@ function trialPayload(trial: number, step: number): PayloadV1 {
 type Answer = Verdict & { study: string; duplicate: boolean };
 const strip = ({ study: _s, duplicate: _d, ...v }: Answer): Verdict => v;
 
-describe("durability", () => {
+// Each test starts, kills and restarts service processes: on a loaded 2-core machine that takes seconds.
+describe("durability", { timeout: 60_000 }, () => {
   it("resumes after kill -9 with every acknowledged report, answering as a service that never stopped", async () => {
     const db = tempDb();
     const reference = new DiagnosisEngine(resolveConfig(CONFIG));

@@ -20,3 +20,13 @@ export function exec(path: string, sql: string): void {
     db.close();
   }
 }
+
+/** The largest seq of a trial's rows: where its last row landed in the log. */
+export function seqOf(path: string, trial: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return (db.prepare("SELECT max(seq) AS seq FROM events WHERE trial = ?").get(trial) as { seq: number }).seq;
+  } finally {
+    db.close();
+  }
+}

@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StudyConfig } from "../../src/diagnosis/types.js";
 import { resolveConfig } from "../../src/schema/validate.js";
-import { SqliteStore, type StoredEvent } from "../../src/store/sqlite-store.js";
-import { countRows, exec } from "./db-helpers.js";
+import { SqliteStore, type SqliteStoreOptions, type StoredEvent } from "../../src/store/sqlite-store.js";
+import { countRows, exec, seqOf } from "./db-helpers.js";
 
 const dirs: string[] = [];
 const stores: SqliteStore[] = [];
@@ -17,8 +17,8 @@ function tempPath(): string {
   return join(dir, "store.db");
 }
 
-function openStore(path = tempPath()): SqliteStore {
-  const store = new SqliteStore(path);
+function openStore(path = tempPath(), options: SqliteStoreOptions = {}): SqliteStore {
+  const store = new SqliteStore(path, options);
   stores.push(store);
   return store;
 }
@@ -65,7 +65,7 @@ describe("SqliteStore", () => {
 
   it("whenCommitted resolves at once when nothing is queued, and only after the batches in flight otherwise", async () => {
     const path = tempPath();
-    const store = openStore(path);
+    const store = openStore(path, { inlineCommitMaxRows: 0 }); // every batch on the writer thread
     await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
 
     const idle = await Promise.race([store.whenCommitted().then(() => "committed"), nextTurn().then(() => "next turn")]);
@@ -81,6 +81,39 @@ describe("SqliteStore", () => {
     await Promise.all([append, barrier]);
     expect(order).toEqual(["append", "whenCommitted"]);
     expect(countRows(path)).toBe(1);
+  });
+
+  it("commits a small batch on the calling thread when the writer is idle: done within the turn that flushes it", async () => {
+    const path = tempPath();
+    const store = openStore(path, { inlineCommitMaxRows: 4 });
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    const order: string[] = [];
+    const small = Promise.all([0, 1, 2].map((i) => store.append(payloadEvent("t", i)))).then(() => order.push("small"));
+    await nextTurn();
+    await Promise.resolve(); // the commit already happened; only promise reactions are left
+    expect(order).toEqual(["small"]);
+    expect(countRows(path)).toBe(3);
+    await small;
+  });
+
+  it("sends a batch over inlineCommitMaxRows to the writer, and keeps commit order when a small batch follows it", async () => {
+    const path = tempPath();
+    const store = openStore(path, { inlineCommitMaxRows: 4 });
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    const order: string[] = [];
+    const large = Promise.all(Array.from({ length: 10 }, (_, i) => store.append(payloadEvent("big", i)))).then(() => order.push("large"));
+    await nextTurn(); // the large batch is on the writer now
+    expect(order).toEqual([]);
+    const small = store.append(payloadEvent("small", 0)).then(() => order.push("small"));
+    await Promise.all([large, small]);
+    // the small batch could not be committed here while the large one was in flight: it went to the writer after it
+    expect(order).toEqual(["large", "small"]);
+    expect(seqOf(path, "small")).toBeGreaterThan(seqOf(path, "big"));
+  });
+
+  it("refuses a negative or fractional inlineCommitMaxRows, naming the value", () => {
+    expect(() => new SqliteStore(tempPath(), { inlineCommitMaxRows: -1 })).toThrow("inlineCommitMaxRows must be an integer >= 0, got -1");
+    expect(() => new SqliteStore(tempPath(), { inlineCommitMaxRows: 1.5 })).toThrow("got 1.5");
   });
 
   it("close commits what is still queued, then refuses appends and study saves", async () => {
