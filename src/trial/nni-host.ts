@@ -16,10 +16,22 @@
  * - Verdicts: NNI's assessor (bttackler's, on the dispatcher side) stops a trial by
  *   killing it — SIGINT, SIGKILL 5 s later — so `report` always answers `{stop: false}`
  *   and the SIGINT handler (signals.ts) sets `shouldStop()`.
+ * - Exit: NNI 3.0 records a trial by how its process ended: exit code 0 is SUCCEEDED,
+ *   another code FAILED, death by a signal USER_CANCELED (or EARLY_STOPPED). A script that
+ *   stops at NNI's SIGINT, sends its final metric and returns would be recorded as
+ *   SUCCEEDED. So once `final` was sent for a trial that was stopped (by a signal: on NNI
+ *   nothing else stops it), the process, when it exits with code 0, ends by SIGINT
+ *   instead, as a Python trial interrupted by NNI does. The final metric still reaches
+ *   NNI. A script that keeps a SIGINT handler of its own at exit exits with its code.
  *
  * PUTs go out one at a time, in order, each bounded by the per-call timeout. A PUT that
- * fails (network, timeout, a status other than 2xx) is dropped with one warning: the
- * trial trains on, as it would without NNI. Failing to get the parameters is not an
+ * fails on the network (not a timeout) is sent once more at once: the manager's HTTP server
+ * closes a kept-alive connection after 5 s idle, and a PUT that set out on it just then
+ * fails with a socket error before the manager read it (seen with real NNI on epochs of
+ * about 5 s). This matters: NNI gives the assessor only the unbroken prefix of a trial's
+ * intermediate results, so one lost result hides every later one from it. A PUT that
+ * still fails (network, timeout, a status other than 2xx) is dropped with one warning:
+ * the trial trains on, as it would without NNI. Failing to get the parameters is not an
  * infrastructure fault to ride out — the trial cannot run without them — so `openNniHost`
  * rejects then (a poll that fails on the network is tried three times), except on 410.
  */
@@ -42,6 +54,11 @@ interface NniMetric {
   type: "PERIODICAL" | "FINAL";
   sequence: number;
   value: string;
+}
+
+function isTimeout(err: unknown): boolean {
+  const name = (err as { name?: string })?.name;
+  return name === "TimeoutError" || name === "AbortError";
 }
 
 function describe(err: unknown): string {
@@ -83,8 +100,9 @@ class NniHost implements TrialHost {
     return { stop: false };
   }
 
-  async final(value: FinalValue): Promise<void> {
+  async final(value: FinalValue, stopped: boolean): Promise<void> {
     await this.sendMetric("FINAL", 0, encodeFinal(value));
+    if (stopped) exitBySignalWhenDone();
   }
 
   close(): void {
@@ -100,15 +118,32 @@ class NniHost implements TrialHost {
   }
 
   private async put(body: unknown): Promise<void> {
-    try {
-      const res = await putJson(this.url, body, this.ctx.timeoutMs);
-      if (!res.ok) {
-        this.ctx.warn("nni-metric", `NNI's trial command channel answered a metric with HTTP ${res.status}${res.status === 410 ? " (channel closed)" : ""}; metrics are not reaching NNI`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await putJson(this.url, body, this.ctx.timeoutMs);
+        if (!res.ok) {
+          this.ctx.warn("nni-metric", `NNI's trial command channel answered a metric with HTTP ${res.status}${res.status === 410 ? " (channel closed)" : ""}; metrics are not reaching NNI`);
+        }
+        return;
+      } catch (err) {
+        if (attempt === 1 && !isTimeout(err)) continue; // most likely a kept-alive connection the manager had just closed
+        this.ctx.warn("nni-metric", `could not send a metric to NNI's trial command channel ${this.url}: ${describe(err)}; metrics are not reaching NNI`);
+        return;
       }
-    } catch (err) {
-      this.ctx.warn("nni-metric", `could not send a metric to NNI's trial command channel ${this.url}: ${describe(err)}; metrics are not reaching NNI`);
     }
   }
+}
+
+let exitHooked = false;
+
+/** At a clean exit (code 0), ends the process by SIGINT, so that NNI does not record a stopped trial as SUCCEEDED. */
+function exitBySignalWhenDone(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once("exit", (code) => {
+    // Our SIGINT handlers are gone by now (trial.close removes them): the default action ends the process.
+    if (code === 0 && process.listenerCount("SIGINT") === 0) process.kill(process.pid, "SIGINT");
+  });
 }
 
 async function putJson(url: string, body: unknown, timeoutMs: number): Promise<Response> {

@@ -20,6 +20,11 @@ export interface ChannelOptions {
   closed?: boolean;
   /** Answer metric PUTs with this status instead of 200. */
   metricStatus?: number;
+  /**
+   * Close the connection, without an answer and without recording the metric, on this many
+   * metric PUTs: what the manager's server does to a kept-alive connection it has just timed out.
+   */
+  dropMetricRequests?: number;
 }
 
 export interface RecordedPut {
@@ -33,6 +38,7 @@ export class FakeNniChannel {
   /** What the trial asked for, path included: NNI's channel URL is `.../<channel id>`. */
   readonly paths: string[] = [];
   private readonly outgoing: unknown[] = [];
+  private dropped = 0;
   private requested = false;
   private sent = false;
   private server: Server | undefined;
@@ -66,6 +72,11 @@ export class FakeNniChannel {
       for await (const c of req) chunks.push(c as Buffer);
       if (this.options.closed) return this.status(res, 410);
       const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Record<string, unknown>;
+      if (body.type === "metric" && this.dropped < (this.options.dropMetricRequests ?? 0)) {
+        this.dropped++;
+        req.socket.destroy();
+        return;
+      }
       this.puts.push({ contentType: req.headers["content-type"], body });
       if (body.type === "request_parameter") this.requested = true;
       if (body.type === "metric" && this.options.metricStatus) return this.status(res, this.options.metricStatus);

@@ -145,6 +145,26 @@ describe("NNI 3.0 trial command channel", () => {
     expect(warned2).toEqual([expect.stringMatching(/could not send a metric/)]);
   });
 
+  it("sends a metric once more when its connection is closed under it (a kept-alive connection the manager timed out), so no result goes missing", async () => {
+    const c = await channel({ parameter: PARAMETER, dropMetricRequests: 1 });
+    const { t, warned } = await open(c);
+    for (const step of [0, 1, 2]) expect(await t.report(epoch(step, { val_acc: 0.5 }))).toEqual({ stop: false });
+    expect(c.metrics().map((m) => [m.type, m.sequence])).toEqual([
+      ["PERIODICAL", 0],
+      ["PERIODICAL", 1],
+      ["PERIODICAL", 2],
+    ]);
+    expect(warned).toEqual([]);
+
+    // once more only: a channel that keeps failing costs one warning, and the trial goes on (fail open)
+    const c2 = await channel({ parameter: PARAMETER, dropMetricRequests: 2 });
+    const { t: t2, warned: warned2 } = await open(c2);
+    expect(await t2.report(epoch(0, { val_acc: 0.5 }))).toEqual({ stop: false });
+    expect(await t2.report(epoch(1, { val_acc: 0.5 }))).toEqual({ stop: false });
+    expect(c2.metrics().map((m) => m.sequence)).toEqual([1]);
+    expect(warned2).toEqual([expect.stringMatching(/could not send a metric .*metrics are not reaching NNI/)]);
+  });
+
   it("refuses a channel that is not HTTP and a channel that does not answer the parameter request", async () => {
     await expect(trial({ env: { NNI_TRIAL_COMMAND_CHANNEL: "file:///tmp/x", NNI_TRIAL_JOB_ID: "a" }, signals: false })).rejects.toThrow(/must be an http:\/\/ URL/);
     const c = await channel();
@@ -153,19 +173,33 @@ describe("NNI 3.0 trial command channel", () => {
     await expect(trial({ env: { NNI_TRIAL_COMMAND_CHANNEL: url, NNI_TRIAL_JOB_ID: "a" }, signals: false })).rejects.toThrow(/could not request parameters/);
   });
 
-  it("in a real trial process: NNI's kill (SIGINT) sets shouldStop, the script sends FINAL and exits 0", async () => {
+  it("in a real trial process: NNI's kill (SIGINT) sets shouldStop, the script sends FINAL, and the process then ends by SIGINT (not SUCCEEDED in NNI)", async () => {
     const c = await channel();
     const run = runTrain({ payloads: [epoch(0, { val_acc: 0.3 })], waitForStop: true, final: 0.3 }, nniEnv(c));
     const opened = await run.next("open");
     expect(opened).toMatchObject({ host: "nni", id: "Ab3xY", params: PARAMETER.parameters });
     await run.next("training");
     run.child.kill("SIGINT");
-    expect(await run.exited).toEqual({ code: 0, signal: null });
+    // NNI 3.0 records exit code 0 as SUCCEEDED; only a death by signal is recorded as stopped (USER_CANCELED/EARLY_STOPPED)
+    expect(await run.exited).toEqual({ code: null, signal: "SIGINT" });
     expect(run.events.find((e) => e.event === "stopped")).toMatchObject({ reason: "SIGINT received" });
+    expect(run.events.find((e) => e.event === "final")).toMatchObject({ shouldStop: true }); // the script ran to its end
     expect(c.metrics().map((m) => [m.type, m.sequence])).toEqual([
       ["PERIODICAL", 0],
       ["FINAL", 0],
     ]);
     expect(warnings(run.stderr())).toEqual([]);
+  });
+
+  it("in a real trial process that was not stopped: FINAL, then exit code 0 (SUCCEEDED in NNI)", async () => {
+    const c = await channel();
+    const run = runTrain({ payloads: [epoch(0, { val_acc: 0.3 }), epoch(1, { val_acc: 0.5 })], final: 0.5 }, nniEnv(c));
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.events.find((e) => e.event === "final")).toMatchObject({ shouldStop: false });
+    expect(c.metrics().map((m) => [m.type, m.sequence])).toEqual([
+      ["PERIODICAL", 0],
+      ["PERIODICAL", 1],
+      ["FINAL", 0],
+    ]);
   });
 });
