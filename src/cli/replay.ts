@@ -1,11 +1,12 @@
 /** `bttackler replay`: diagnoses a JSON-lines event stream, one verdict line per payload, flushed at once. */
-import { createReadStream, readFileSync } from "node:fs";
+import { createReadStream, readFileSync, statSync, type ReadStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { Replayer } from "../replay/replayer.js";
 import { parseJson } from "../schema/json.js";
 import { resolveConfig } from "../schema/validate.js";
 import { readLines } from "../io/lines.js";
+import { createProgress, type Progress, type ProgressStream } from "./progress.js";
 import { UsageError } from "./usage.js";
 
 export const REPLAY_HELP = `Usage: bttackler replay [--config FILE] [--max-line-bytes N] [FILE]
@@ -18,6 +19,8 @@ and writes one JSON line per payload to standard output, flushed at once:
 A line that cannot be processed gets {"line", "error", ...} on standard output and a
 message with its line number on standard error; processing goes on and the exit code is 1.
 NaN, Infinity and -Infinity tokens are accepted as non-finite values.
+A FILE larger than 1 MiB shows a progress bar on standard error when standard error is a
+terminal and standard output is not (e.g. redirected to a file).
 
 Options:
   --config FILE         study configuration (config.v1 JSON); defaults for anything missing
@@ -27,9 +30,12 @@ Options:
 
 export interface ReplayStreams {
   stdin: Readable;
-  stdout: Writable;
-  stderr: Writable;
+  stdout: Writable & { isTTY?: boolean };
+  stderr: Writable & ProgressStream;
 }
+
+/** Files larger than this show a progress bar (when standard error is a terminal). */
+export const REPLAY_PROGRESS_MIN_BYTES = 1024 * 1024;
 
 /** Runs the replay command; resolves to the exit code. */
 export async function replayCommand(argv: string[], io: ReplayStreams): Promise<number> {
@@ -54,6 +60,7 @@ export async function replayCommand(argv: string[], io: ReplayStreams): Promise<
   const config = values.config === undefined ? resolveConfig({}) : loadConfig(values.config);
   const file = positionals[0];
   const input = file === undefined || file === "-" ? io.stdin : createReadStream(file);
+  const progress = file === undefined || file === "-" ? undefined : fileProgress(file, input as ReadStream, io);
 
   const replayer = new Replayer(config);
   let failures = 0;
@@ -61,7 +68,9 @@ export async function replayCommand(argv: string[], io: ReplayStreams): Promise<
     if (result.output) io.stdout.write(`${JSON.stringify(result.output)}\n`);
     if (result.error) {
       failures++;
-      io.stderr.write(`bttackler replay: ${result.error}\n`);
+      const message = `bttackler replay: ${result.error}\n`;
+      if (progress) progress.log(message);
+      else io.stderr.write(message);
     }
   };
   try {
@@ -73,8 +82,39 @@ export async function replayCommand(argv: string[], io: ReplayStreams): Promise<
     const code = (err as NodeJS.ErrnoException).code;
     if (typeof code === "string" && code.startsWith("E")) throw new UsageError(`cannot read ${file ?? "standard input"}: ${(err as Error).message}`);
     throw err;
+  } finally {
+    progress?.finish();
   }
   return failures > 0 ? 1 : 0;
+}
+
+/**
+ * The progress of reading a large FILE, polled from the stream's byte count (the reader is
+ * left alone), or undefined when there is nothing to show: a small or unreadable file,
+ * standard error not a terminal, or standard output on the same terminal (its verdict
+ * lines would tear the bar).
+ */
+function fileProgress(file: string, input: ReadStream, io: ReplayStreams): Progress | undefined {
+  if (io.stderr.isTTY !== true || io.stdout.isTTY === true) return undefined;
+  let total: number;
+  try {
+    total = statSync(file).size;
+  } catch {
+    return undefined; // the read reports it
+  }
+  if (total <= REPLAY_PROGRESS_MIN_BYTES) return undefined;
+  const progress = createProgress(io.stderr, { label: "replay", total, unit: "bytes" });
+  progress.update(0);
+  const timer = setInterval(() => progress.update(input.bytesRead), 100);
+  timer.unref();
+  return {
+    update: (done) => progress.update(done),
+    log: (text) => progress.log(text),
+    finish: () => {
+      clearInterval(timer);
+      progress.finish();
+    },
+  };
 }
 
 function loadConfig(path: string): ReturnType<typeof resolveConfig> {

@@ -9,9 +9,9 @@ import { JSONRPCErrorException } from "json-rpc-2.0";
 import { DiagnosisEngine, type TrialSummary } from "../diagnosis/engine.js";
 import { EngineInputError } from "../diagnosis/errors.js";
 import type { PayloadV1, StudyConfig, TrialEndState, Verdict } from "../diagnosis/types.js";
-import { parseJson } from "../schema/json.js";
-import { resolveConfig, validatePayload, ValidationError } from "../schema/validate.js";
-import type { BodyFormat, EventStore, StoredEvent } from "../store/sqlite-store.js";
+import { resolveConfig, ValidationError } from "../schema/validate.js";
+import type { EventStore, StoredEvent } from "../store/sqlite-store.js";
+import { storedPayload } from "../store/stored-payload.js";
 import { RpcErrorCode } from "./errors.js";
 import type { Log } from "./log.js";
 
@@ -221,10 +221,4 @@ export class StudyRegistry {
       }
     }
   }
-}
-
-/** The payload of a stored body, normalised exactly as when it was accepted. */
-function storedPayload(body: string, format: BodyFormat): PayloadV1 {
-  const parsed = parseJson(body) as { params?: { payload?: unknown } };
-  return validatePayload(format === "request" ? parsed.params?.payload : parsed);
 }

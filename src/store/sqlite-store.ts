@@ -28,6 +28,7 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import type { StudyConfig, TrialEndState } from "../diagnosis/types.js";
+import { readEvents, readStudies } from "./study-log.js";
 
 /** How a payload row's body is written: the payload's JSON, or a JSON-RPC request with the payload at params.payload. */
 export type BodyFormat = "payload" | "request";
@@ -50,16 +51,6 @@ interface Pending {
   row: WriterRow | null;
   resolve: () => void;
   reject: (err: Error) => void;
-}
-
-interface EventRow {
-  study: string;
-  trial: string;
-  kind: "payload" | "end";
-  step: number | null;
-  body: string;
-  format: BodyFormat;
-  verdict: string | null;
 }
 
 /** What the service needs from its durable log. */
@@ -231,26 +222,12 @@ export class SqliteStore implements EventStore {
   }
 
   studies(): StoredStudy[] {
-    const rows = this.db.prepare("SELECT study, config, created_at FROM studies ORDER BY rowid").all() as {
-      study: string;
-      config: string;
-      created_at: string;
-    }[];
-    return rows.map((r) => ({ study: r.study, config: JSON.parse(r.config) as StudyConfig, created_at: r.created_at }));
+    return readStudies(this.db);
   }
 
   /** The events of a study in arrival order (read at start-up, before any append). */
-  *events(study: string): Iterable<StoredEvent> {
-    const rows = this.db
-      .prepare("SELECT study, trial, kind, step, body, format, verdict FROM events WHERE study = ? ORDER BY seq")
-      .iterate(study) as Iterable<EventRow>;
-    for (const r of rows) {
-      if (r.kind === "payload") {
-        yield { study: r.study, trial: r.trial, kind: "payload", step: r.step ?? 0, body: r.body, format: r.format, verdict: r.verdict ?? "null" };
-      } else {
-        yield { study: r.study, trial: r.trial, kind: "end", state: (JSON.parse(r.body) as { state: TrialEndState }).state };
-      }
-    }
+  events(study: string): Iterable<StoredEvent> {
+    return readEvents(this.db, study);
   }
 
   /** Queues a study's configuration (created or replaced); it commits before anything queued after it. */
