@@ -175,6 +175,8 @@ export interface SlowConvergenceOptions extends RuleOptions {
   late_min_points: number;
   /** Where the late check starts, as a fraction of max_steps. */
   late_start: number;
+  /** Whether the late check (late_cv_rising) runs at all; off by default. */
+  late_check: boolean;
 }
 
 export interface OscillationOptions extends RuleOptions {

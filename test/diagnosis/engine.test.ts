@@ -368,7 +368,8 @@ describe("DiagnosisEngine: determinism", () => {
   });
 
   it("the stream exercises stops, protection and many families", () => {
-    const verdicts: Verdict[] = runStudy(new DiagnosisEngine(makeConfig()), events);
+    // with SC's opt-in late check on, so that every family can show up
+    const verdicts: Verdict[] = runStudy(new DiagnosisEngine(makeConfig({ rules: { SC: { late_check: true } } })), events);
     const stopped = new Set(verdicts.filter((v) => v.stop).map((v) => v.trial));
     const codes = new Set(verdicts.flatMap((v) => v.symptoms.map((s) => s.code)));
     expect(stopped.size).toBeGreaterThan(50);

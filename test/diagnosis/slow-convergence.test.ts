@@ -23,19 +23,25 @@ function check(history: PayloadV1[], maxSteps = 20, overrides: ConfigOverrides["
   return rule(overrides).check(ctxFrom(history, maxSteps));
 }
 
+/** The late check is opt-in: the late tests turn it on (and keep any other SC override). */
+function checkLate(history: PayloadV1[], maxSteps = 20, sc: NonNullable<ConfigOverrides["rules"]>["SC"] = {}) {
+  return check(history, maxSteps, { SC: { late_check: true, ...sc } });
+}
+
 /** Smooth for five steps, then swinging between 1 and 2. */
 const SWINGING = [2.0, 1.9, 1.8, 1.7, 1.6, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0];
 
 describe("SC rule formula", () => {
   it("has the documented defaults", () => {
     const o = makeConfig().rules.SC;
-    expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.late_min_points, o.late_start]).toEqual([
+    expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.late_min_points, o.late_start, o.late_check]).toEqual([
       "train_loss",
       "val_loss",
       1e-4,
       3,
       6,
       0.5,
+      false,
     ]);
     expect([o.persistence, o.protectable, o.min_step]).toEqual([2, true, 0]);
     expect(o.stage).toEqual({ start: 0, end: 1 });
@@ -92,9 +98,16 @@ describe("SC rule formula", () => {
   });
 
   describe("late: late_cv_rising", () => {
+    it("is off by default (late_check = false): a swinging or a steadily falling late curve passes", () => {
+      expect(check(curve(SWINGING.slice(0, 11)))).toEqual([]);
+      const steady = Array.from({ length: 12 }, (_, t) => 2 - 0.1 * t); // same spread, smaller mean: higher CV late
+      expect(checkLate(curve(steady)).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+      expect(check(curve(steady))).toEqual([]);
+    });
+
     it("switches from the early to the late check at floor(0.5 * max_steps)", () => {
-      expect(check(curve(SWINGING.slice(0, 10)))).toEqual([]); // step 9: early, the curve moves
-      const findings = check(curve(SWINGING.slice(0, 11))); // step 10: late
+      expect(checkLate(curve(SWINGING.slice(0, 10)))).toEqual([]); // step 9: early, the curve moves
+      const findings = checkLate(curve(SWINGING.slice(0, 11))); // step 10: late
       expect(findings).toHaveLength(1);
       expect(findings[0]?.rule).toBe("late_cv_rising");
       expect(findings[0]?.evidence.indicator).toBe("cv(train_loss second half)");
@@ -103,55 +116,55 @@ describe("SC rule formula", () => {
     });
 
     it("no longer checks flatness in the late stage", () => {
-      expect(check(curve(Array<number>(12).fill(1)))).toEqual([]);
-      expect(check(curve(Array<number>(10).fill(1))).map((f) => f.rule)).toEqual(["flat_curve"]);
+      expect(checkLate(curve(Array<number>(12).fill(1)))).toEqual([]);
+      expect(checkLate(curve(Array<number>(10).fill(1))).map((f) => f.rule)).toEqual(["flat_curve"]);
     });
 
     it("checks train and val separately", () => {
       // an exponential decay towards 0.1 varies relatively less in its second half
       const smooth = Array.from({ length: 11 }, (_, t) => 2.3 * Math.exp(-0.3 * t) + 0.1);
-      expect(check(curves(smooth, SWINGING.slice(0, 11))).map((f) => f.evidence.indicator)).toEqual([
+      expect(checkLate(curves(smooth, SWINGING.slice(0, 11))).map((f) => f.evidence.indicator)).toEqual([
         "cv(val_loss second half)",
       ]);
-      expect(check(curves(SWINGING.slice(0, 11), SWINGING.slice(0, 11))).map((f) => f.evidence.indicator)).toEqual([
+      expect(checkLate(curves(SWINGING.slice(0, 11), SWINGING.slice(0, 11))).map((f) => f.evidence.indicator)).toEqual([
         "cv(train_loss second half)",
         "cv(val_loss second half)",
       ]);
-      expect(check(curves(smooth, smooth))).toEqual([]);
+      expect(checkLate(curves(smooth, smooth))).toEqual([]);
     });
 
     it("does not fire when both halves vary equally (strict >)", () => {
       const same = [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6];
-      expect(check(curve(same))).toEqual([]);
+      expect(checkLate(curve(same))).toEqual([]);
       const more = [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6.01];
-      expect(check(curve(more)).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+      expect(checkLate(curve(more)).map((f) => f.rule)).toEqual(["late_cv_rising"]);
     });
 
     it("splits the curve at floor(n / 2)", () => {
       // n = 11, h = 5: first half [1, 1, 1, 1, 1] (CV 0), second [2, 1, 1, 1, 1, 1] (CV > 0)
-      expect(check(curve([1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1])).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+      expect(checkLate(curve([1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1])).map((f) => f.rule)).toEqual(["late_cv_rising"]);
       // n = 11 with the jump at index 4: it falls in the first half
-      expect(check(curve([1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1]))).toEqual([]);
+      expect(checkLate(curve([1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1]))).toEqual([]);
     });
 
     it("needs late_min_points values of the curve", () => {
       const five: PayloadV1[] = [6, 7, 8, 9, 10].map((step, i) => ({ step, metrics: { train_loss: [1, 1, 1, 1, 2][i] ?? 0 } }));
-      expect(check(five)).toEqual([]);
-      expect(check(five, 20, { SC: { late_min_points: 5 } }).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+      expect(checkLate(five)).toEqual([]);
+      expect(checkLate(five, 20, { late_min_points: 5 }).map((f) => f.rule)).toEqual(["late_cv_rising"]);
     });
 
     it("skips a half whose mean is not positive", () => {
-      expect(check(curve([-1, -1, -1, -1, -1, -1, -1, -3, -1, -3, -1]))).toEqual([]);
+      expect(checkLate(curve([-1, -1, -1, -1, -1, -1, -1, -3, -1, -3, -1]))).toEqual([]);
     });
 
     it("applies past max_steps", () => {
       const long = [...Array<number>(15).fill(1), 1.5, 1, 1.5, 1, 1.5, 1, 1.5];
-      expect(check(curve(long), 20).map((f) => f.rule)).toEqual(["late_cv_rising"]);
+      expect(checkLate(curve(long), 20).map((f) => f.rule)).toEqual(["late_cv_rising"]);
     });
 
     it("honours late_start", () => {
       const data = curve(SWINGING.slice(0, 11));
-      expect(check(data, 20, { SC: { late_start: 0.75 } })).toEqual([]);
+      expect(checkLate(data, 20, { late_start: 0.75 })).toEqual([]);
     });
   });
 });
@@ -169,7 +182,7 @@ describe("SC in the engine", () => {
   });
 
   it("stops on a late rising CV after two detections", () => {
-    const engine = new DiagnosisEngine(onlyRules(["SC"], { max_steps: 20 }));
+    const engine = new DiagnosisEngine(onlyRules(["SC"], { max_steps: 20, rules: { SC: { late_check: true } } }));
     const verdicts = feed(engine, "t", curve(SWINGING));
     expect(verdicts.slice(9).map((v) => tags(v).join(","))).toEqual([
       "",
