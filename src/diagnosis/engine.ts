@@ -15,7 +15,9 @@
  *  4. a family detected at this step counts one more consecutive detection; a step
  *     where it is not detected (healthy, inputs missing, outside its stage or
  *     min_step, or skipped after NF) resets the count; it stops the trial when the count reaches
- *     its persistence, unless the rule is protectable and the trial protected.
+ *     its persistence, unless the rule is protectable and the trial protected, or the step is
+ *     the trial's last planned one (max_steps - 1) and the family is not NF: the training is
+ *     done then, and a stop would only lose its result (a host prunes or kills the trial).
  */
 import { Cohort } from "./cohort.js";
 import { EngineInputError } from "./errors.js";
@@ -175,6 +177,7 @@ export class DiagnosisEngine {
 
     const symptoms: Symptom[] = [];
     let nonFinite = false;
+    const finalStep = maxSteps !== undefined && step === maxSteps - 1;
     for (const rule of this.rules) {
       const o = rule.options;
       const applies = !nonFinite && step >= o.min_step && inStage(o.stage, step, maxSteps);
@@ -187,7 +190,13 @@ export class DiagnosisEngine {
       const count = (trial.streak.get(rule.code) ?? 0) + 1;
       trial.streak.set(rule.code, count);
       const action =
-        count < o.persistence ? "watch" : o.protectable && trial.protected ? "protected" : "stop";
+        count < o.persistence
+          ? "watch"
+          : o.protectable && trial.protected
+            ? "protected"
+            : finalStep && rule.code !== "NF"
+              ? "last_step"
+              : "stop";
       for (const f of findings) {
         symptoms.push({ code: rule.code, rule: f.rule, message: f.message, evidence: f.evidence, action, count, persistence: o.persistence });
       }

@@ -92,9 +92,11 @@ export interface Evidence {
  * What happened to a detected symptom at this step:
  * - `stop`: it persisted long enough and the trial is not protected from it;
  * - `watch`: detected, but it has not yet persisted for `persistence` consecutive checks;
- * - `protected`: persisted, but the trial is protected by the cohort and the rule is protectable.
+ * - `protected`: persisted, but the trial is protected by the cohort and the rule is protectable;
+ * - `last_step`: persisted at the trial's last planned step (max_steps - 1), where a stop
+ *   would save no training and only throw the finished result away (every family but NF).
  */
-export type SymptomAction = "stop" | "watch" | "protected";
+export type SymptomAction = "stop" | "watch" | "protected" | "last_step";
 
 export interface Symptom {
   code: SymptomCode;

@@ -11,6 +11,7 @@ import {
   layers10,
   makeConfig,
   makeEngine,
+  onlyRules,
   randomStudy,
   runStudy,
   tags,
@@ -385,5 +386,31 @@ describe("DiagnosisEngine: determinism", () => {
   it("the same seed gives the same stream, another seed another", () => {
     expect(randomStudy(20240825, 200, 20)).toStrictEqual(events);
     expect(randomStudy(7, 200, 20)).not.toStrictEqual(events);
+  });
+});
+
+describe("DiagnosisEngine: the last planned step", () => {
+  // DIV: train loss above 2x its best, confirmed at the second step in a row (persistence 2)
+  const diverging = [1, 0.5, 0.5, 0.5, 2, 2];
+  const run = (maxSteps: number, values: PayloadV1["metrics"][] = diverging.map((v) => ({ train_loss: v }))) =>
+    feed(new DiagnosisEngine(onlyRules(["DIV", "NF"], { max_steps: maxSteps })), "t", values.map((metrics, step) => ({ step, metrics })));
+
+  it("reports a family confirmed at max_steps - 1 as last_step and does not stop: the training is done", () => {
+    const last = run(6)[5] as Verdict;
+    expect(last.stop).toBe(false);
+    expect(last.symptoms.map((s) => `${s.code}:${s.action}`)).toEqual(["DIV:last_step"]);
+    expect(last.reason).toBeUndefined();
+  });
+
+  it("stops on the same curve when the confirmation comes before the last planned step, or past it", () => {
+    expect(run(7)[5]?.stopped_at).toBe(5);
+    expect(run(5)[5]?.stopped_at).toBe(5); // step 5 of a 5-step plan: past it
+  });
+
+  it("still stops on NF at the last planned step, so that the host records the trial as broken", () => {
+    const values = [{ train_loss: 1 }, { train_loss: 0.9 }, { train_loss: null }];
+    const verdicts = run(3, values);
+    expect(verdicts[2]?.stop).toBe(true);
+    expect(verdicts[2]?.symptoms.map((s) => `${s.code}:${s.action}`)).toEqual(["NF:stop"]);
   });
 });

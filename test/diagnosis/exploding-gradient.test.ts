@@ -122,8 +122,16 @@ describe("EG in the engine", () => {
     expect(v.reason).toBe("EG grad_median_high: median gradient magnitude 2.000e+4 exceeds 1.000e+4");
   });
 
+  it("applies at the last planned step, where the engine reports it without stopping (last_step)", () => {
+    const engine = makeEngine();
+    const payloads = healthyTrial(3, 20, 20);
+    payloads[19] = { ...payloads[19]!, layers: layers10({ grad_abs_mean: 5e4 }) };
+    const verdicts = payloads.map((p) => engine.report("t", p));
+    expect(verdicts.some((v) => v.stop)).toBe(false);
+    expect(tags(verdicts[19]!)).toEqual(["EG:grad_median_high:last_step"]);
+  });
+
   it.each([
-    ["at the last planned step", 19, 20],
     ["past max_steps (stage end 1 admits overruns)", 25, 20],
     ["with max_steps unknown", 15, undefined],
   ])("applies %s", (_label, step, maxSteps) => {
