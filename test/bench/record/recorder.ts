@@ -1,0 +1,294 @@
+/**
+ * The trace recorder: trains trials 0..N-1 of a seeded random search and appends one
+ * bttackler.trace.v1 line per trial (see trace-format.ts) to a JSON lines file.
+ *
+ * - Seeded: trial i's config, initial weights, batch order and dropout masks come from
+ *   (seed, i) only (separate PRNG streams; tfjs's own Math.random draws are redirected to
+ *   the trial's stream while it trains), so a rerun reproduces every config and, on the
+ *   same backend, the training.
+ * - Resumable: the trials already in the file are skipped; a last line cut short by a kill
+ *   is cut off before appending. A file recorded with other settings is refused. When the
+ *   file is missing but its `.gz` exists, recording continues from the compressed copy.
+ * - Never stops a trial: every planned epoch is recorded, NaN ones too.
+ */
+import { existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync, appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import type { PayloadV1 } from "../../../src/diagnosis/types.js";
+import { tfjsReporter } from "../../../src/reporter/tfjs-reporter.js";
+import { validatePayload } from "../../../src/schema/validate.js";
+import { loadMnistSplit, PIXELS, SPLIT_SEED, type SplitSizes } from "./data.js";
+import { buildModel } from "./model.js";
+import { Prng, STREAMS, streamSeed, withSeededMathRandom } from "./prng.js";
+import { SEARCH_SPACE_VERSION, sampleConfig, type ModelKind, type TrialConfig } from "./search-space.js";
+import { TRACE_FORMAT, parseTraces, settingsOf, type TraceEpoch, type TraceSettings, type TraceStatus, type TraceTrial } from "./trace-format.js";
+
+export type BackendName = "wasm" | "cpu";
+
+export interface RecordOptions {
+  /** Trials 0..trials-1 are recorded (those already in `out` are skipped). */
+  trials: number;
+  epochs: number;
+  seed: number;
+  out: string;
+  backend: BackendName;
+  model: ModelKind;
+  split: SplitSizes;
+  /** Train examples run through the model once per epoch for the activation fields. */
+  probe: number;
+  /** The reporter's sampleEvery. */
+  sampleEvery: number;
+  /** Also write `<out>.gz` when done. */
+  compress: boolean;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+export interface RecordSummary {
+  /** Trials in the file before this run. */
+  resumed: number;
+  /** Trials recorded by this run. */
+  recorded: number;
+  /** Payloads of this run that failed schemas/payload.v1.json. */
+  schemaFailures: number;
+  /** Bytes of a cut-short last line that were removed. */
+  discardedBytes: number;
+  compressedPath?: string;
+  seconds: number;
+}
+
+function finiteOrNull(x: number | undefined): number | null {
+  return x !== undefined && Number.isFinite(x) ? x : null;
+}
+
+function settings(options: RecordOptions): TraceSettings {
+  return {
+    dataset: "mnist",
+    search_space: SEARCH_SPACE_VERSION,
+    seed: options.seed,
+    model: options.model,
+    backend: options.backend,
+    max_epochs: options.epochs,
+    split: { ...options.split, seed: SPLIT_SEED },
+    reporter: { sample_every: options.sampleEvery, probe: options.probe },
+  };
+}
+
+/** The trial indices already in `out`; cuts off a cut-short last line; refuses other settings. */
+function existingTrials(out: string, expected: TraceSettings): { done: Set<number>; discardedBytes: number } {
+  if (!existsSync(out) && existsSync(`${out}.gz`)) writeFileSync(out, gunzipSync(readFileSync(`${out}.gz`)));
+  if (!existsSync(out)) return { done: new Set(), discardedBytes: 0 };
+  const text = readFileSync(out, "utf8");
+  const { trials, partialTailBytes } = parseTraces(text, out);
+  if (partialTailBytes > 0) truncateSync(out, statSync(out).size - partialTailBytes);
+  const want = JSON.stringify(expected);
+  for (const t of trials) {
+    const got = JSON.stringify(settingsOf(t));
+    if (got !== want) throw new Error(`${out}: trial ${t.trial} was recorded with ${got}; this run would use ${want}. Use another --out.`);
+  }
+  return { done: new Set(trials.map((t) => t.trial)), discardedBytes: partialTailBytes };
+}
+
+interface Tensors {
+  xTrain: tf.Tensor;
+  yTrain: tf.Tensor;
+  xVal: tf.Tensor;
+  yVal: tf.Tensor;
+  xTest: tf.Tensor;
+  testLabels: tf.Tensor1D;
+  probe: tf.Tensor;
+}
+
+function makeTensors(options: RecordOptions): Tensors {
+  const split = loadMnistSplit(options.split);
+  const shape = (n: number): number[] => (options.model === "cnn" ? [n, 28, 28, 1] : [n, PIXELS]);
+  const images = (set: { count: number; images: Float32Array }): tf.Tensor => tf.tensor(set.images, shape(set.count));
+  const labels = (set: { count: number; labels: Float32Array }): tf.Tensor2D => tf.tensor2d(set.labels, [set.count, 10]);
+  const xTrain = images(split.train);
+  const probeCount = Math.min(options.probe, split.train.count);
+  const yTest = labels(split.test);
+  const testLabels = tf.argMax(yTest, 1) as tf.Tensor1D;
+  yTest.dispose();
+  return {
+    xTrain,
+    yTrain: labels(split.train),
+    xVal: images(split.val),
+    yVal: labels(split.val),
+    xTest: images(split.test),
+    testLabels,
+    probe: tf.slice(xTrain, 0, probeCount),
+  };
+}
+
+/**
+ * Per epoch: the process's CPU time in the epoch (a cost that, unlike wall time, hardly
+ * depends on what else runs on the machine; wasm and cpu compute on this one thread) and the
+ * held-out test accuracy after it. Put it after the reporter in the callback list.
+ */
+class EpochCostAndHeldOutAccuracy extends tf.Callback {
+  readonly accuracies: (number | null)[] = [];
+  readonly evalSeconds: number[] = [];
+  readonly cpuSeconds: number[] = [];
+  private cpuAtEpochBegin: NodeJS.CpuUsage = process.cpuUsage();
+
+  constructor(
+    private readonly x: tf.Tensor,
+    private readonly labels: tf.Tensor1D,
+  ) {
+    super();
+  }
+
+  override async onEpochBegin(): Promise<void> {
+    this.cpuAtEpochBegin = process.cpuUsage();
+  }
+
+  override async onEpochEnd(): Promise<void> {
+    const cpu = process.cpuUsage(this.cpuAtEpochBegin);
+    this.cpuSeconds.push((cpu.user + cpu.system) / 1e6);
+    const start = performance.now();
+    const model = this.model as unknown as tf.LayersModel;
+    const accuracy = tf.tidy(() => {
+      const predicted = tf.argMax(model.predict(this.x, { batchSize: 1000 }) as tf.Tensor, 1);
+      return tf.mean(tf.cast(tf.equal(predicted, this.labels), "float32"));
+    });
+    const value = (await accuracy.data())[0];
+    accuracy.dispose();
+    this.accuracies.push(finiteOrNull(value));
+    this.evalSeconds.push((performance.now() - start) / 1000);
+  }
+}
+
+/** Trains one trial to the end and returns its trace line. */
+async function recordTrial(index: number, options: RecordOptions, data: Tensors): Promise<TraceTrial> {
+  const started = performance.now();
+  const config: TrialConfig = sampleConfig(new Prng(streamSeed(options.seed, index, STREAMS.config)), options.model);
+  const trainingRandom = new Prng(streamSeed(options.seed, index, STREAMS.training));
+  const payloads: PayloadV1[] = [];
+  let schemaFailures = 0;
+  let error: string | undefined;
+  const heldOut = new EpochCostAndHeldOutAccuracy(data.xTest, data.testLabels);
+  const tensorsBefore = tf.memory().numTensors;
+  let model: tf.LayersModel | undefined;
+  try {
+    model = buildModel(tf, config, streamSeed(options.seed, index, STREAMS.init));
+    const reporter = tfjsReporter(tf, {
+      probe: data.probe,
+      sampleEvery: options.sampleEvery,
+      onPayload: (payload) => {
+        try {
+          validatePayload(payload);
+        } catch {
+          schemaFailures++;
+        }
+        payloads.push(payload);
+      },
+    });
+    const fitted = model;
+    await withSeededMathRandom(trainingRandom, () =>
+      fitted.fit(data.xTrain, data.yTrain, {
+        epochs: options.epochs,
+        batchSize: config.batch_size,
+        validationData: [data.xVal, data.yVal],
+        shuffle: true,
+        verbose: 0,
+        callbacks: [reporter, heldOut],
+      }),
+    );
+  } catch (err) {
+    error = err instanceof Error ? err.message : String(err);
+  } finally {
+    model?.optimizer?.dispose();
+    model?.dispose();
+  }
+  const leaked = tf.memory().numTensors - tensorsBefore;
+  // momentum trials leave 1: tfjs 4.22's MomentumOptimizer.dispose() skips the learning-rate scalar of its SGDOptimizer base
+  if (leaked !== 0) options.log?.(`trial ${index}: ${leaked} tensors left behind`);
+  const epochs: TraceEpoch[] = payloads.map((payload, i) => ({
+    payload,
+    test_acc: heldOut.accuracies[i] ?? null,
+    seconds: payload.seconds ?? 0,
+    cpu_seconds: heldOut.cpuSeconds[i] ?? 0,
+    eval_seconds: heldOut.evalSeconds[i] ?? 0,
+  }));
+  const firstNonFinite = payloads.findIndex((p) => p.non_finite === true || p.metrics?.train_loss === null);
+  if (error === undefined && payloads.length < options.epochs) error = `training ended after ${payloads.length} of ${options.epochs} epochs`;
+  const status: TraceStatus = error !== undefined ? "error" : firstNonFinite >= 0 ? "non_finite" : "ok";
+  const last = epochs[epochs.length - 1];
+  return {
+    format: TRACE_FORMAT,
+    ...settings(options),
+    trial: index,
+    config,
+    epochs,
+    status,
+    first_non_finite_step: firstNonFinite >= 0 ? firstNonFinite : null,
+    final: { val_acc: finiteOrNull(last?.payload.metrics?.val_acc ?? undefined), test_acc: last?.test_acc ?? null },
+    train_seconds: epochs.reduce((sum, e) => sum + e.seconds, 0),
+    train_cpu_seconds: epochs.reduce((sum, e) => sum + e.cpu_seconds, 0),
+    seconds: (performance.now() - started) / 1000,
+    schema_failures: schemaFailures,
+    ...(error !== undefined ? { error } : {}),
+    recorded_at: new Date().toISOString(),
+    tfjs: tf.version.tfjs,
+    node: process.version,
+  };
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+/** Writes `<out>.gz` (gzip level 9) next to `out`, through a temporary file. */
+export function compressTraces(out: string): string {
+  const target = `${out}.gz`;
+  writeFileSync(`${target}.tmp`, gzipSync(readFileSync(out), { level: 9 }));
+  renameSync(`${target}.tmp`, target);
+  return target;
+}
+
+export async function record(options: RecordOptions): Promise<RecordSummary> {
+  const started = performance.now();
+  if (options.model === "cnn" && options.backend === "wasm") {
+    throw new Error("the cnn needs --backend cpu: tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter");
+  }
+  mkdirSync(dirname(options.out), { recursive: true });
+  const { done, discardedBytes } = existingTrials(options.out, settings(options));
+  if (discardedBytes > 0) options.log?.(`${options.out}: cut off a partial last line (${discardedBytes} bytes)`);
+  const todo = Array.from({ length: options.trials }, (_, i) => i).filter((i) => !done.has(i));
+  options.log?.(`${options.out}: ${done.size} trials already recorded, ${todo.length} to go (${options.model} on ${options.backend}, ${options.epochs} epochs, seed ${options.seed})`);
+  let schemaFailures = 0;
+  let recorded = 0;
+  if (todo.length > 0) {
+    if (!(await tf.setBackend(options.backend))) throw new Error(`tfjs backend ${options.backend} is not available`);
+    await tf.ready();
+    const data = makeTensors(options);
+    try {
+      for (const index of todo) {
+        const trace = await recordTrial(index, options, data);
+        appendFileSync(options.out, `${JSON.stringify(trace)}\n`);
+        recorded++;
+        schemaFailures += trace.schema_failures;
+        const elapsed = (performance.now() - started) / 1000;
+        const eta = (elapsed / recorded) * (todo.length - recorded);
+        const acc = (x: number | null): string => (x === null ? "null" : x.toFixed(3));
+        options.log?.(
+          `trial ${index + 1}/${options.trials} (${done.size + recorded} done): ${trace.status}, val ${acc(trace.final.val_acc)} test ${acc(trace.final.test_acc)}, ` +
+            `${trace.seconds.toFixed(1)} s; elapsed ${formatDuration(elapsed)}, ETA ${formatDuration(eta)}` +
+            (trace.schema_failures > 0 ? `; ${trace.schema_failures} schema failures` : "") +
+            (trace.error !== undefined ? `; error: ${trace.error}` : ""),
+        );
+      }
+    } finally {
+      tf.dispose(Object.values(data));
+    }
+  }
+  const compressedPath = options.compress ? compressTraces(options.out) : undefined;
+  if (compressedPath !== undefined) options.log?.(`wrote ${compressedPath} (${(statSync(compressedPath).size / 1e6).toFixed(2)} MB)`);
+  return { resumed: done.size, recorded, schemaFailures, discardedBytes, ...(compressedPath !== undefined ? { compressedPath } : {}), seconds: (performance.now() - started) / 1000 };
+}

@@ -1,0 +1,81 @@
+/**
+ * What a trace file holds: how many trials ended hopeless (chance accuracy or non-finite),
+ * the spread of val accuracy, which regions of the space are bad, time and size.
+ *
+ *   npx tsx test/bench/record/summarize.ts [test/bench/traces/mnist-mlp.jsonl]
+ */
+import { readFileSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
+import { readTraceFile, type TraceTrial } from "./trace-format.js";
+
+/** Val accuracy below this is "at chance" for 10 balanced classes (chance is 0.1). */
+export const CHANCE_CEILING = 0.2;
+
+const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+export function finalValAcc(t: TraceTrial): number {
+  return t.final.val_acc ?? 0;
+}
+
+export function bestValAcc(t: TraceTrial): number {
+  return Math.max(0, ...t.epochs.map((e) => e.payload.metrics?.val_acc ?? 0));
+}
+
+export function isHopeless(t: TraceTrial): boolean {
+  return t.status === "non_finite" || finalValAcc(t) < CHANCE_CEILING;
+}
+
+function group(trials: TraceTrial[], key: (t: TraceTrial) => string): string {
+  const groups = new Map<string, TraceTrial[]>();
+  for (const t of trials) groups.set(key(t), [...(groups.get(key(t)) ?? []), t]);
+  return [...groups.entries()]
+    .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
+    .map(([k, ts]) => `${k}: n ${ts.length}, hopeless ${ts.filter(isHopeless).length}, median val ${quantile(ts.map(finalValAcc).sort((a, b) => a - b), 0.5).toFixed(2)}`)
+    .join("; ");
+}
+
+const decade = (x: number): string => (x === 0 ? "0" : `1e${Math.floor(Math.log10(x))}`);
+
+export function summarize(trials: TraceTrial[]): string {
+  const finals = trials.map(finalValAcc).sort((a, b) => a - b);
+  const bests = trials.map(bestValAcc).sort((a, b) => a - b);
+  const count = (p: (t: TraceTrial) => boolean): number => trials.filter(p).length;
+  const bins = [0, CHANCE_CEILING, 0.5, 0.8, 0.9, 0.95, 1.01];
+  const histogram = bins
+    .slice(0, -1)
+    .map((low, i) => `[${low}, ${Math.min(1, bins[i + 1] as number)}${i === bins.length - 2 ? "]" : ")"}: ${finals.filter((v) => v >= low && v < (bins[i + 1] as number)).length}`)
+    .join("  ");
+  const seconds = trials.map((t) => t.train_seconds);
+  const cpuSeconds = trials.map((t) => t.train_cpu_seconds ?? 0);
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  const epochSeconds = trials.flatMap((t) => t.epochs.map((e) => e.seconds)).sort((a, b) => a - b);
+  const top10 = [...trials].sort((a, b) => bestValAcc(b) - bestValAcc(a)).slice(0, 10);
+  return [
+    `${trials.length} trials: ok ${count((t) => t.status === "ok")}, non_finite ${count((t) => t.status === "non_finite")}, error ${count((t) => t.status === "error")}; ` +
+      `hopeless (non-finite or final val acc < ${CHANCE_CEILING}) ${count(isHopeless)} (${((100 * count(isHopeless)) / Math.max(1, trials.length)).toFixed(0)} %)`,
+    `final val acc: ${histogram}`,
+    `final val acc quantiles 10/25/50/75/90 %: ${[0.1, 0.25, 0.5, 0.75, 0.9].map((q) => quantile(finals, q).toFixed(3)).join(" / ")}; best-epoch val acc max ${quantile(bests, 1).toFixed(3)}, median ${quantile(bests, 0.5).toFixed(3)}`,
+    `top 10 by best val acc: ${top10.map((t) => `#${t.trial} ${bestValAcc(t).toFixed(3)}`).join(", ")}`,
+    `by optimizer: ${group(trials, (t) => t.config.optimizer)}`,
+    `by activation: ${group(trials, (t) => t.config.activation)}`,
+    `by lr decade: ${group(trials, (t) => decade(t.config.lr))}`,
+    `by init_scale decade: ${group(trials, (t) => decade(t.config.init_scale))}`,
+    `by weight_decay decade: ${group(trials, (t) => decade(t.config.weight_decay))}`,
+    `by batch_norm: ${group(trials, (t) => String(t.config.batch_norm))}`,
+    `by dropout: ${group(trials, (t) => (t.config.dropout < 0.3 ? "<0.3" : t.config.dropout < 0.6 ? "0.3-0.6" : ">=0.6"))}`,
+    `time: training ${sum(seconds).toFixed(0)} s wall (${sum(cpuSeconds).toFixed(0)} s cpu) in all, ${(sum(seconds) / Math.max(1, trials.length)).toFixed(1)} s wall ` +
+      `(${(sum(cpuSeconds) / Math.max(1, trials.length)).toFixed(1)} s cpu) per trial; ` +
+      `epoch seconds median ${quantile(epochSeconds, 0.5).toFixed(2)}, 90 % ${quantile(epochSeconds, 0.9).toFixed(2)}, max ${quantile(epochSeconds, 1).toFixed(2)}`,
+  ].join("\n");
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const path = process.argv[2] ?? fileURLToPath(new URL("../traces/mnist-mlp.jsonl", import.meta.url));
+  const { trials } = readTraceFile(path);
+  console.log(summarize(trials));
+  const bytes = statSync(path).size;
+  const gzipped = gzipSync(readFileSync(path), { level: 9 }).length;
+  const perTrial = (n: number): string => (trials.length > 0 ? ((n / trials.length) * 300 / 1e6).toFixed(1) : "?");
+  console.log(`size: ${(bytes / 1e6).toFixed(2)} MB (${(gzipped / 1e6).toFixed(2)} MB gzip -9); at 300 trials ≈ ${perTrial(bytes)} MB, ${perTrial(gzipped)} MB gzipped`);
+}

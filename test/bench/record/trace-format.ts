@@ -1,0 +1,134 @@
+/**
+ * The trace format (bttackler.trace.v1): one JSON line per recorded trial, written by
+ * `npm run bench:record` and read by the HPO simulator. Every line stands on its own (it
+ * repeats the recording's settings), so a file can be resumed, cut or concatenated.
+ *
+ * ```
+ * { "format": "bttackler.trace.v1", "dataset": "mnist", "search_space": 1, "trial": 17, "seed": 1,
+ *   "model": "mlp", "backend": "wasm", "max_epochs": 20,
+ *   "split": {"train": 3000, "val": 2000, "test": 2000, "seed": 20240807},
+ *   "reporter": {"sample_every": 10, "probe": 256},
+ *   "config": {"model": "mlp", "lr": 0.0031, "optimizer": "adam", "activation": "tanh", "batch_size": 64,
+ *              "batch_norm": false, "dropout": 0.12, "weight_decay": 0, "width": 128, "depth": 2, "init_scale": 0.8},
+ *   "epochs": [ {"payload": {payload v1, metrics train_loss train_acc val_loss val_acc}, "test_acc": 0.91,
+ *                "seconds": 0.61, "cpu_seconds": 0.58, "eval_seconds": 0.02}, ... every planned epoch ... ],
+ *   "status": "ok" | "non_finite" | "error", "first_non_finite_step": null,
+ *   "final": {"val_acc": 0.93, "test_acc": 0.92},
+ *   "train_seconds": 12.4, "train_cpu_seconds": 11.9, "seconds": 13.1, "schema_failures": 0,
+ *   "recorded_at": "2026-11-27T14:03:11.000Z", "tfjs": "4.22.0", "node": "v20.19.0" }
+ * ```
+ *
+ * - `epochs` holds every planned epoch: a trial is never stopped while recording, also not
+ *   when its loss turned NaN, so the simulator knows what it would have reached unstopped.
+ *   Only `status: "error"` (training threw) leaves it shorter; `error` then says why.
+ * - `seconds` of an epoch is what the simulator charges for it: the epoch's wall time in
+ *   `fit` (training, validation and the reporter, probe included), the same as
+ *   `payload.seconds`. `eval_seconds` is the held-out test evaluation, which no HPO trial
+ *   would run; `seconds` of the trial is everything (model building and test evaluations too).
+ * - `cpu_seconds` is the recording process's CPU time over the same epoch (user + system).
+ *   The machine that records is shared, so wall times carry its load at the time; CPU time
+ *   hardly does (the wasm and cpu backends compute on one thread): it is the steadier
+ *   measure of what an epoch of this configuration costs.
+ * - `test_acc` is held out: never use it to tune or to decide.
+ * - Non-finite numbers are null, as in the payload.
+ */
+import { readFileSync } from "node:fs";
+import { gunzipSync } from "node:zlib";
+import type { PayloadV1 } from "../../../src/diagnosis/types.js";
+import type { ModelKind, TrialConfig } from "./search-space.js";
+
+export const TRACE_FORMAT = "bttackler.trace.v1";
+
+export type TraceStatus = "ok" | "non_finite" | "error";
+
+export interface TraceEpoch {
+  payload: PayloadV1;
+  test_acc: number | null;
+  seconds: number;
+  cpu_seconds: number;
+  eval_seconds: number;
+}
+
+/** What a recording is made of; two recordings with equal settings may share a file. */
+export interface TraceSettings {
+  dataset: "mnist";
+  /** SEARCH_SPACE_VERSION of search-space.ts. */
+  search_space: number;
+  seed: number;
+  model: ModelKind;
+  backend: string;
+  max_epochs: number;
+  split: { train: number; val: number; test: number; seed: number };
+  reporter: { sample_every: number; probe: number };
+}
+
+export interface TraceTrial extends TraceSettings {
+  format: typeof TRACE_FORMAT;
+  trial: number;
+  config: TrialConfig;
+  epochs: TraceEpoch[];
+  status: TraceStatus;
+  first_non_finite_step: number | null;
+  final: { val_acc: number | null; test_acc: number | null };
+  train_seconds: number;
+  train_cpu_seconds: number;
+  seconds: number;
+  schema_failures: number;
+  error?: string;
+  recorded_at: string;
+  tfjs: string;
+  node: string;
+}
+
+/** The settings part of a trial line, for comparing a file's lines with a new recording. */
+export function settingsOf(trial: TraceSettings): TraceSettings {
+  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter } = trial;
+  return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter } };
+}
+
+export interface ParsedTraces {
+  trials: TraceTrial[];
+  /** Bytes of a last line that was cut short (a recording killed mid-write); 0 when none. */
+  partialTailBytes: number;
+}
+
+function isTraceTrial(value: unknown): value is TraceTrial {
+  if (typeof value !== "object" || value === null) return false;
+  const v = value as Partial<TraceTrial>;
+  return v.format === TRACE_FORMAT && Number.isInteger(v.trial) && Array.isArray(v.epochs) && typeof v.config === "object";
+}
+
+/**
+ * Parses trace lines. A last line without its newline that does not parse is a cut-short
+ * write and is left out (its size is reported); any other bad line is an error naming it.
+ */
+export function parseTraces(text: string, source = "traces"): ParsedTraces {
+  const trials: TraceTrial[] = [];
+  let partialTailBytes = 0;
+  const lines = text.split("\n");
+  const endsWithNewline = text.endsWith("\n");
+  lines.forEach((line, index) => {
+    if (line.trim() === "") return;
+    const last = index === lines.length - 1;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (err) {
+      if (last && !endsWithNewline) {
+        partialTailBytes = Buffer.byteLength(line);
+        return;
+      }
+      throw new Error(`${source}:${index + 1}: not JSON (${(err as Error).message})`);
+    }
+    if (!isTraceTrial(value)) throw new Error(`${source}:${index + 1}: not a ${TRACE_FORMAT} trial line`);
+    trials.push(value);
+  });
+  return { trials, partialTailBytes };
+}
+
+/** Reads a trace file, plain JSON lines or gzip-compressed (told apart by its first bytes, not its name). */
+export function readTraceFile(path: string): ParsedTraces {
+  const raw = readFileSync(path);
+  const gzipped = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  return parseTraces((gzipped ? gunzipSync(raw) : raw).toString("utf8"), path);
+}
