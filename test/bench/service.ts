@@ -15,7 +15,7 @@
  * Usage: npm run bench:service -- [--clients N] [--steps S] [--rates R1,R2,...]
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -205,7 +205,9 @@ interface PhaseSummary {
 
 async function runAgainst(label: string, args: string[], db: string | undefined): Promise<PhaseSummary[]> {
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  // BENCH_SERVICE_STDOUT=FILE keeps what the servers print on stdout (e.g. --trace-gc output), appended to FILE
+  const stdoutFile = process.env.BENCH_SERVICE_STDOUT ? openSync(process.env.BENCH_SERVICE_STDOUT, "a") : "ignore";
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ["ignore", stdoutFile, "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {
     let buf = "";
     child.stderr.on("data", (d: Buffer) => {
