@@ -208,9 +208,11 @@ async function runAgainst(label: string, args: string[], db: string | undefined)
   // BENCH_SERVICE_STDOUT=FILE keeps what the servers print on stdout (e.g. --trace-gc output), appended to FILE
   const stdoutFile = process.env.BENCH_SERVICE_STDOUT ? openSync(process.env.BENCH_SERVICE_STDOUT, "a") : "ignore";
   const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ["ignore", stdoutFile, "pipe"] });
+  const stderr = child.stderr;
+  if (stderr === null) throw new Error(`${label}: no stderr pipe`);
   const url = await new Promise<string>((resolve, reject) => {
     let buf = "";
-    child.stderr.on("data", (d: Buffer) => {
+    stderr.on("data", (d: Buffer) => {
       buf += d.toString();
       const m = /"address":"(ws:[^"]+)"/.exec(buf);
       if (m?.[1]) resolve(m[1]);

@@ -1,25 +1,7 @@
 /** `--help` of the program and of every subcommand, and unknown options, through the built CLI. */
-import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { CLI } from "../service/harness.js";
+import { runCli as run, type CliRun } from "./run-cli.js";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const COMMANDS = ["replay", "serve", "report"];
 
@@ -48,7 +30,7 @@ describe("bttackler --help", { timeout: 60_000 }, () => {
   });
 
   it("refuses an unknown option of any subcommand with exit code 2, pointing at its --help", async () => {
-    const runs: Run[] = [];
+    const runs: CliRun[] = [];
     for (const command of COMMANDS) runs.push(await run([command, "--no-such-option"]));
     COMMANDS.forEach((command, i) => {
       expect(runs[i]?.code).toBe(2);

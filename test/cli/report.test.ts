@@ -2,31 +2,13 @@
  * `bttackler report` through the built CLI, on a database written by a real `bttackler serve`
  * that is still running on it (WAL): the page it writes, the options, the errors.
  */
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CLI } from "../service/harness.js";
+import { runCli as run } from "./run-cli.js";
 import { EXPLODING, HEALTHY, NON_FINITE, OTHER_STUDY, RUNNING, STUDY, recordStudy, type RecordedStudy } from "../report/study-fixture.js";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** The report data the page embeds, parsed back. */
 function embeddedData(html: string): { studies: { trials: { trial: string; outcome: string; stopStep: number | null }[] }[] } {
