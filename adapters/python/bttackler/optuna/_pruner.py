@@ -77,7 +77,7 @@ class BTTacklerPruner(BasePruner):
 
         .. code-block:: python
 
-                        import optuna
+            import optuna
             from bttackler.optuna import BTTacklerPruner
 
 
