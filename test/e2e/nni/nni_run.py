@@ -89,6 +89,17 @@ class Snapshot:
         return f"experiment {self.status}\n" + "\n".join(rows)
 
 
+#: `nnictl`, with a longer wait for the NNI manager's REST server at start-up. nnictl checks /check-status 3 times
+#: a second apart and gives up (`_check_rest_server(port, retry=3)` in nni/experiment/launcher.py); a cold start of
+#: the bundled Node manager on a loaded 2-core machine (CI right after the other suites) can take longer, and then
+#: every try failed. Only that deadline changes (to 30 tries); nnictl itself runs unchanged.
+NNICTL_PATIENT = (
+    "import sys, nni.experiment.launcher as launcher; "
+    "launcher._check_rest_server.__defaults__ = (30,) + launcher._check_rest_server.__defaults__[1:]; "
+    "from nni.tools.nnictl.nnictl import parse_args; sys.argv[0] = 'nnictl'; sys.exit(parse_args())"
+)
+
+
 class Experiment:
     """One `nnictl create --config CONFIG --port PORT --foreground` run."""
 
@@ -111,7 +122,7 @@ class Experiment:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "nnictl"), "create", "--config", str(self.config), "--port", str(self.port), "--foreground"],
+            [str(VENV_BIN / "python"), "-c", NNICTL_PATIENT, "create", "--config", str(self.config), "--port", str(self.port), "--foreground"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
