@@ -7,7 +7,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from bttackler import LocalService
+from bttackler import BTTacklerClient, LocalService
 from helpers import MAIN_JS, NODE, SilentServer, start_service
 
 
@@ -27,6 +27,14 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
     svc = start_service(tmp_path_factory.mktemp("shared") / "shared.db")
     yield svc
     svc.stop()
+
+
+@pytest.fixture
+def client(service: LocalService) -> Iterator[BTTacklerClient]:
+    """A client of the shared service, closed after the test."""
+    c = BTTacklerClient(service.address, timeout=5.0)
+    yield c
+    c.close()
 
 
 @pytest.fixture

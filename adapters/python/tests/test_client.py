@@ -12,13 +12,6 @@ from bttackler import BTTacklerClient, should_stop
 from helpers import warnings_of
 
 
-@pytest.fixture
-def client(service):
-    c = BTTacklerClient(service.address, timeout=5.0)
-    yield c
-    c.close()
-
-
 def test_every_method(client, name):
     study, trial = name("study"), name("trial")
 

@@ -52,13 +52,6 @@ def make(service, name):
         assessor.close()
 
 
-@pytest.fixture
-def client(service):
-    c = BTTacklerClient(service.address, timeout=5.0)
-    yield c
-    c.close()
-
-
 def trials_of(client, study):
     return {t["trial"]: t for t in client.study_trials(study)["trials"]}
 
