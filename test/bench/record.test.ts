@@ -1,6 +1,6 @@
 /** The trace recorder (npm run bench:record) on a tiny slice: schema-valid payloads, resumable, seeded. */
 import { execFile } from "node:child_process";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { validatePayload } from "../../src/schema/validate.js";
 import { parseRecordArgs } from "./record.js";
 import { Prng, STREAMS, streamSeed } from "./record/prng.js";
-import { record, type RecordOptions } from "./record/recorder.js";
+import { record, shardPath, type RecordOptions } from "./record/recorder.js";
 import { OPTIMIZERS, sampleConfig } from "./record/search-space.js";
 import { readTraceFile, type TraceTrial } from "./record/trace-format.js";
 
@@ -95,6 +95,24 @@ describe("bench:record", () => {
     expect(Math.max(...many.map((c) => c.init_scale))).toBeLessThanOrEqual(10);
   });
 
+  it("records side by side in shards (one file each) and merges them in trial order on --compress", { timeout: 30_000 }, async () => {
+    const out = join(dir, "sharded.jsonl");
+    await record(tiny(out, { trials: 1, epochs: 1 }));
+    const [a, b] = await Promise.all([
+      record(tiny(out, { trials: 4, epochs: 1, shard: { index: 0, count: 2 } })),
+      record(tiny(out, { trials: 4, epochs: 1, shard: { index: 1, count: 2 } })),
+    ]);
+    expect([a.recorded, b.recorded]).toEqual([1, 2]); // trial 0 was already in out
+    expect(trialsIn(shardPath(out, { index: 0, count: 2 })).map((t) => t.trial)).toEqual([2]);
+    expect(trialsIn(shardPath(out, { index: 1, count: 2 })).map((t) => t.trial)).toEqual([1, 3]);
+    expect(trialsIn(out).map((t) => t.trial)).toEqual([0]);
+    const merged = await record(tiny(out, { trials: 4, epochs: 1, compress: true }));
+    expect(merged).toMatchObject({ resumed: 4, recorded: 0 });
+    expect(trialsIn(out).map((t) => t.trial)).toEqual([0, 1, 2, 3]);
+    expect(trialsIn(`${out}.gz`).map((t) => t.trial)).toEqual([0, 1, 2, 3]);
+    expect(existsSync(shardPath(out, { index: 1, count: 2 }))).toBe(false);
+  });
+
   it("parses its command line: defaults, the cnn's backend, refusals", () => {
     const defaults = parseRecordArgs([]);
     expect(defaults).toMatchObject({ trials: 300, epochs: 20, seed: 1, backend: "wasm", model: "mlp", split: { train: 3000, val: 2000, test: 2000 }, compress: false });
@@ -102,6 +120,8 @@ describe("bench:record", () => {
     expect(parseRecordArgs(["--model", "cnn"])).toMatchObject({ backend: "cpu", out: expect.stringMatching(/mnist-cnn\.jsonl$/) });
     expect(() => parseRecordArgs(["--trials", "0"])).toThrow(/--trials must be an integer >= 1, got 0/);
     expect(() => parseRecordArgs(["--backend", "webgl"])).toThrow(/--backend must be wasm or cpu/);
+    expect(parseRecordArgs(["--shard", "1/2"]).shard).toEqual({ index: 1, count: 2 });
+    expect(() => parseRecordArgs(["--shard", "2/2"])).toThrow(/--shard must be K\/N with 0 <= K < N \(e\.g\. 1\/2\), got 2\/2/);
   });
 
   it("runs as a script (the npm run bench:record entry point)", { timeout: 30_000 }, async () => {

@@ -28,6 +28,11 @@
  *   nice -n 19 npx tsx test/bench/record.ts [--trials 300] [--epochs 20] [--seed 1]
  *       [--out test/bench/traces/mnist-mlp.jsonl] [--backend wasm|cpu] [--model mlp|cnn]
  *       [--train 3000] [--val 2000] [--test 2000] [--probe 256] [--sample-every 10] [--compress]
+ *       [--shard K/N]
+ *
+ * --shard K/N records only the trials i with i % N == K, into <out>.shard-K-of-N.jsonl, so
+ * N processes (one per core) record side by side; --compress merges the shard files into
+ * <out> (sorted by trial) before compressing.
  *
  * --compress also writes <out>.gz (gzip -9), the file to commit; with every trial already
  * recorded it only compresses.
@@ -44,6 +49,14 @@ function integer(name: string, text: string, min: number): number {
   const n = Number(text);
   if (!(Number.isInteger(n) && n >= min)) throw new Error(`--${name} must be an integer >= ${min}, got ${text}`);
   return n;
+}
+
+function parseShard(text: string): { index: number; count: number } {
+  const match = /^(\d+)\/(\d+)$/.exec(text);
+  const index = Number(match?.[1]);
+  const count = Number(match?.[2]);
+  if (match === null || count < 1 || index >= count) throw new Error(`--shard must be K/N with 0 <= K < N (e.g. 1/2), got ${text}`);
+  return { index, count };
 }
 
 export function parseRecordArgs(argv: string[]): RecordOptions {
@@ -63,6 +76,7 @@ export function parseRecordArgs(argv: string[]): RecordOptions {
       probe: { type: "string", default: "256" },
       "sample-every": { type: "string", default: "10" },
       compress: { type: "boolean", default: false },
+      shard: { type: "string", default: "0/1" },
       quiet: { type: "boolean", default: false },
     },
   });
@@ -81,6 +95,7 @@ export function parseRecordArgs(argv: string[]): RecordOptions {
     probe: integer("probe", values.probe, 1),
     sampleEvery: integer("sample-every", values["sample-every"], 1),
     compress: values.compress,
+    shard: parseShard(values.shard),
     ...(values.quiet ? {} : { log: (line: string) => process.stderr.write(`[bench:record ${new Date().toISOString().slice(11, 19)}] ${line}\n`) }),
   };
 }

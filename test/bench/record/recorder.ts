@@ -11,8 +11,8 @@
  *   file is missing but its `.gz` exists, recording continues from the compressed copy.
  * - Never stops a trial: every planned epoch is recorded, NaN ones too.
  */
-import { existsSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync, appendFileSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, readFileSync, readdirSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync, appendFileSync, mkdirSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
@@ -40,8 +40,13 @@ export interface RecordOptions {
   probe: number;
   /** The reporter's sampleEvery. */
   sampleEvery: number;
-  /** Also write `<out>.gz` when done. */
+  /** Also write `<out>.gz` when done (after merging every shard file into `out`). */
   compress: boolean;
+  /**
+   * Shard `index` of `count` records only the trials i with i % count === index, into its own
+   * file (shardPath); run one per core. Default: the single shard 0 of 1, writing to `out`.
+   */
+  shard?: { index: number; count: number };
   /** Progress lines (default: none). */
   log?: (line: string) => void;
 }
@@ -76,19 +81,61 @@ function settings(options: RecordOptions): TraceSettings {
   };
 }
 
-/** The trial indices already in `out`; cuts off a cut-short last line; refuses other settings. */
-function existingTrials(out: string, expected: TraceSettings): { done: Set<number>; discardedBytes: number } {
-  if (!existsSync(out) && existsSync(`${out}.gz`)) writeFileSync(out, gunzipSync(readFileSync(`${out}.gz`)));
-  if (!existsSync(out)) return { done: new Set(), discardedBytes: 0 };
-  const text = readFileSync(out, "utf8");
-  const { trials, partialTailBytes } = parseTraces(text, out);
-  if (partialTailBytes > 0) truncateSync(out, statSync(out).size - partialTailBytes);
+/** Where shard `index` of `count` appends: `x.jsonl` -> `x.shard-1-of-2.jsonl`; shard 0 of 1 is `out` itself. */
+export function shardPath(out: string, shard: { index: number; count: number }): string {
+  if (shard.count === 1) return out;
+  return `${out.replace(/\.jsonl$/, "")}.shard-${shard.index}-of-${shard.count}.jsonl`;
+}
+
+/** Every shard file written next to `out` (any shard count). */
+function shardFiles(out: string): string[] {
+  const base = basename(out).replace(/\.jsonl$/, "");
+  const dir = dirname(out);
+  return readdirSync(dir)
+    .filter((name) => name.startsWith(`${base}.shard-`) && name.endsWith(".jsonl"))
+    .map((name) => join(dir, name));
+}
+
+/**
+ * The trials in `file`; refuses other settings. A cut-short last line is cut off when `own`
+ * (the file this run appends to) and ignored otherwise (another shard may be writing it).
+ */
+function readRecorded(file: string, expected: TraceSettings, own: boolean): { trials: TraceTrial[]; discardedBytes: number } {
+  if (!existsSync(file)) return { trials: [], discardedBytes: 0 };
+  const { trials, partialTailBytes } = parseTraces(readFileSync(file, "utf8"), file);
+  if (own && partialTailBytes > 0) truncateSync(file, statSync(file).size - partialTailBytes);
   const want = JSON.stringify(expected);
   for (const t of trials) {
     const got = JSON.stringify(settingsOf(t));
-    if (got !== want) throw new Error(`${out}: trial ${t.trial} was recorded with ${got}; this run would use ${want}. Use another --out.`);
+    if (got !== want) throw new Error(`${file}: trial ${t.trial} was recorded with ${got}; this run would use ${want}. Use another --out.`);
   }
-  return { done: new Set(trials.map((t) => t.trial)), discardedBytes: partialTailBytes };
+  return { trials, discardedBytes: own ? partialTailBytes : 0 };
+}
+
+/** The trial indices already in `out` or in any shard file next to it; `file` is this run's own. */
+function existingTrials(out: string, file: string, expected: TraceSettings): { done: Set<number>; discardedBytes: number } {
+  if (!existsSync(out) && existsSync(`${out}.gz`)) writeFileSync(out, gunzipSync(readFileSync(`${out}.gz`)));
+  const files = [...new Set([out, file, ...shardFiles(out)])];
+  const read = files.map((f) => readRecorded(f, expected, f === file));
+  return {
+    done: new Set(read.flatMap((r) => r.trials.map((t) => t.trial))),
+    discardedBytes: read.reduce((sum, r) => sum + r.discardedBytes, 0),
+  };
+}
+
+/** Moves every shard file's trials into `out` (sorted by trial, first copy kept) and removes the shard files. */
+export function mergeShards(out: string, expected: TraceSettings): number {
+  const shards = shardFiles(out);
+  if (shards.length === 0) return 0;
+  const byTrial = new Map<number, TraceTrial>();
+  for (const file of [out, ...shards]) {
+    for (const t of readRecorded(file, expected, true).trials) if (!byTrial.has(t.trial)) byTrial.set(t.trial, t);
+  }
+  const lines = [...byTrial.values()].sort((a, b) => a.trial - b.trial).map((t) => `${JSON.stringify(t)}\n`);
+  writeFileSync(`${out}.tmp`, lines.join(""));
+  renameSync(`${out}.tmp`, out);
+  for (const file of shards) unlinkSync(file);
+  return shards.length;
 }
 
 interface Tensors {
@@ -258,10 +305,16 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
     throw new Error("the cnn needs --backend cpu: tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter");
   }
   mkdirSync(dirname(options.out), { recursive: true });
-  const { done, discardedBytes } = existingTrials(options.out, settings(options));
-  if (discardedBytes > 0) options.log?.(`${options.out}: cut off a partial last line (${discardedBytes} bytes)`);
-  const todo = Array.from({ length: options.trials }, (_, i) => i).filter((i) => !done.has(i));
-  options.log?.(`${options.out}: ${done.size} trials already recorded, ${todo.length} to go (${options.model} on ${options.backend}, ${options.epochs} epochs, seed ${options.seed})`);
+  const shard = options.shard ?? { index: 0, count: 1 };
+  const file = shardPath(options.out, shard);
+  const { done, discardedBytes } = existingTrials(options.out, file, settings(options));
+  if (discardedBytes > 0) options.log?.(`${file}: cut off a partial last line (${discardedBytes} bytes)`);
+  const todo = Array.from({ length: options.trials }, (_, i) => i).filter((i) => i % shard.count === shard.index && !done.has(i));
+  options.log?.(
+    `${file}: ${done.size} trials already recorded, ${todo.length} to go` +
+      (shard.count > 1 ? ` in shard ${shard.index} of ${shard.count}` : "") +
+      ` (${options.model} on ${options.backend}, ${options.epochs} epochs, seed ${options.seed})`,
+  );
   let schemaFailures = 0;
   let recorded = 0;
   if (todo.length > 0) {
@@ -271,7 +324,7 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
     try {
       for (const index of todo) {
         const trace = await recordTrial(index, options, data);
-        appendFileSync(options.out, `${JSON.stringify(trace)}\n`);
+        appendFileSync(file, `${JSON.stringify(trace)}\n`);
         recorded++;
         schemaFailures += trace.schema_failures;
         const elapsed = (performance.now() - started) / 1000;
@@ -287,6 +340,10 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
     } finally {
       tf.dispose(Object.values(data));
     }
+  }
+  if (options.compress) {
+    const merged = mergeShards(options.out, settings(options));
+    if (merged > 0) options.log?.(`merged ${merged} shard files into ${options.out}`);
   }
   const compressedPath = options.compress ? compressTraces(options.out) : undefined;
   if (compressedPath !== undefined) options.log?.(`wrote ${compressedPath} (${(statSync(compressedPath).size / 1e6).toFixed(2)} MB)`);
