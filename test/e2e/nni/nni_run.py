@@ -144,14 +144,24 @@ class Experiment:
         """
         assert self.proc is not None
         end = time.monotonic() + limit
+        seen: List[str] = []  # what the processes were doing while the API did not answer, for the failure message
+        next_look = time.monotonic() + 3.0
         while True:
             if self.proc.poll() is not None:
                 if attempts > 1 and self.proc.returncode != 0 and "check-status" in self.output():
+                    print(f"nnictl gave up on its manager (port {self.port}); retrying. What was seen:\n" + "\n".join(seen[-6:]), flush=True)
+                    seen.clear()
                     self.port = free_port()
                     self.start()
                     attempts -= 1
                     continue
-                raise AssertionError(f"nnictl exited with {self.proc.returncode} before its REST API answered:\n{self.output()}")
+                raise AssertionError(
+                    f"nnictl exited with {self.proc.returncode} before its REST API answered:\n{self.output()}\n"
+                    + "\n".join(seen[-6:]) + "\n" + self.manager_logs()
+                )
+            if time.monotonic() >= next_look:
+                seen.append(self.process_states())
+                next_look = time.monotonic() + 3.0
             try:
                 profile = self.rest("/experiment", timeout=2.0)  # empty until the manager has the experiment
                 if isinstance(profile, dict) and profile.get("id"):
@@ -160,7 +170,9 @@ class Experiment:
                 raise ValueError("no experiment yet")
             except (urllib.error.URLError, ConnectionError, OSError, ValueError):
                 if time.monotonic() > end:
-                    raise AssertionError(f"NNI's REST API did not answer within {limit:g} s:\n{self.output()}") from None
+                    raise AssertionError(
+                        f"NNI's REST API did not answer within {limit:g} s:\n{self.output()}\n" + "\n".join(seen[-6:]) + "\n" + self.manager_logs()
+                    ) from None
                 time.sleep(0.2)
         os.kill(self.proc.pid, signal.SIGSTOP)
         self.paused = True
@@ -215,11 +227,46 @@ class Experiment:
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def process_states(self) -> str:
+        """One line per descendant of nnictl: pid, state, CPU ticks, kernel wait channel, command; plus the load."""
+        assert self.proc is not None
+        lines = [f"t={time.monotonic():.1f} load={_read('/proc/loadavg').strip()} port {self.port} listening={_listening(self.port)}"]
+        todo = [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            stat = _read(f"/proc/{pid}/stat")
+            fields = stat.rsplit(")", 1)[1].split() if ")" in stat else []
+            state, ticks = (fields[0], int(fields[11]) + int(fields[12])) if len(fields) > 12 else ("?", -1)
+            cmd = _read(f"/proc/{pid}/cmdline").replace("\0", " ")[:120]
+            lines.append(f"  pid {pid} state {state} cpu_ticks {ticks} wchan {_read(f'/proc/{pid}/wchan') or '-'} {cmd}")
+            todo.extend(_children(pid))
+        return "\n".join(lines)
+
+    def manager_logs(self) -> str:
+        """The tails of the NNI manager's own log files under the experiment directory."""
+        parts = []
+        for path in sorted(self.workdir.glob("*/log/*.log")):
+            parts.append(f"--- {path} ---\n{_read(str(path))[-2000:]}")
+        return "\n".join(parts) or f"(no log files under {self.workdir})"
+
     def output(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-4000:]
         except OSError:
             return "(no nnictl output)"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _children(pid: int) -> List[int]:
