@@ -89,15 +89,8 @@ class Snapshot:
         return f"experiment {self.status}\n" + "\n".join(rows)
 
 
-#: `nnictl`, with a longer wait for the NNI manager's REST server at start-up. nnictl checks /check-status 3 times
-#: a second apart and gives up (`_check_rest_server(port, retry=3)` in nni/experiment/launcher.py); a cold start of
-#: the bundled Node manager on a loaded 2-core machine (CI right after the other suites) can take longer, and then
-#: every try failed. Only that deadline changes (to 30 tries); nnictl itself runs unchanged.
-NNICTL_PATIENT = (
-    "import sys, nni.experiment.launcher as launcher; "
-    "launcher._check_rest_server.__defaults__ = (30,) + launcher._check_rest_server.__defaults__[1:]; "
-    "from nni.tools.nnictl.nnictl import parse_args; sys.argv[0] = 'nnictl'; sys.exit(parse_args())"
-)
+#: `nnictl` with a longer start-up wait for its manager, and a line when the manager exits (see the file).
+NNICTL_PATIENT = Path(__file__).resolve().with_name("nnictl_patient.py")
 
 
 class Experiment:
@@ -122,7 +115,7 @@ class Experiment:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "python"), "-c", NNICTL_PATIENT, "create", "--config", str(self.config), "--port", str(self.port), "--foreground"],
+            [str(VENV_BIN / "python"), str(NNICTL_PATIENT), "create", "--config", str(self.config), "--port", str(self.port), "--foreground"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -238,7 +231,9 @@ class Experiment:
             fields = stat.rsplit(")", 1)[1].split() if ")" in stat else []
             state, ticks = (fields[0], int(fields[11]) + int(fields[12])) if len(fields) > 12 else ("?", -1)
             cmd = _read(f"/proc/{pid}/cmdline").replace("\0", " ")[:120]
-            lines.append(f"  pid {pid} state {state} cpu_ticks {ticks} wchan {_read(f'/proc/{pid}/wchan') or '-'} {cmd}")
+            # a zombie's wait status is field 52 of /proc/PID/stat (Linux >= 3.5)
+            exit_status = f" wait_status {fields[49]}" if state == "Z" and len(fields) > 49 else ""
+            lines.append(f"  pid {pid} state {state} cpu_ticks {ticks}{exit_status} wchan {_read(f'/proc/{pid}/wchan') or '-'} {cmd}")
             todo.extend(_children(pid))
         return "\n".join(lines)
 
