@@ -1,11 +1,11 @@
 """`nnictl`, with a longer wait for the NNI manager's REST server at start-up, and a line when the manager exits.
 
 nnictl checks /check-status 3 times a second apart and gives up (``_check_rest_server(port, retry=3)`` in
-nni/experiment/launcher.py); a cold start of the bundled Node manager on a loaded 2-core machine (CI right after
-the other suites) can take longer, and then every try failed. Only that deadline changes (to 30 tries).
+nni/experiment/launcher.py); on a loaded 2-core machine the bundled Node manager may need longer. Only that
+deadline changes (to 30 tries).
 
 The manager writes its log asynchronously and leaves by ``process.exit`` on a start-up error, so a manager that
-fails early can leave an empty log and print nothing. Here a thread waits for the manager's exit without reaping
+fails early can leave an empty log and print nothing (as it did under `npm test`: see nni_env in nni_run.py). Here a thread waits for the manager's exit without reaping
 it (``waitid`` with ``WNOWAIT``; nnictl still collects it itself) and prints how it ended. With
 ``E2E_NNI_STRACE_DIR`` set, the manager runs under ``strace -f`` writing there (diagnosis only).
 
