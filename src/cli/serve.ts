@@ -9,6 +9,7 @@ import {
   runStdioService,
   startWsService,
 } from "../service/service.js";
+import { tuneGarbageCollection } from "./gc-tuning.js";
 import { UsageError } from "./usage.js";
 
 export const SERVE_HELP = `Usage: bttackler serve [--host H] [--port P] [--db PATH] [--token T] [--max-payload BYTES] [--stdio]
@@ -66,6 +67,7 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   const level = values["log-level"];
   if (!["debug", "info", "warn", "error"].includes(level)) throw new UsageError(`--log-level must be debug, info, warn or error, got ${level}`);
   const log = createLogger(process.stderr, level as LogLevel);
+  tuneGarbageCollection();
   const maxPayload = positiveInt("--max-payload", values["max-payload"], 64);
   const port = positiveInt("--port", values.port, 0);
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
