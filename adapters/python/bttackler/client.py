@@ -190,53 +190,68 @@ class BTTacklerClient:
 
     # ------------------------------------------------------------------ protocol methods
 
-    def open_study(self, study: str, config: Optional[Mapping[str, Any]] = None) -> Optional[Dict[str, Any]]:
+    # ``timeout`` of every method: see call().
+
+    def open_study(self, study: str, config: Optional[Mapping[str, Any]] = None, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """study.open: ``{study, config, created}`` with the complete config, or None."""
         params: Dict[str, Any] = {"study": study}
         if config is not None:
             params["config"] = config
-        return self.call("study.open", params)
+        return self.call("study.open", params, timeout=timeout)
 
-    def report(self, study: str, trial: str, payload: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    def report(self, study: str, trial: str, payload: Mapping[str, Any], *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """trial.report: ``{study, trial, step, duplicate}``, or None."""
-        return self.call("trial.report", {"study": study, "trial": trial, "payload": payload})
+        return self.call("trial.report", {"study": study, "trial": trial, "payload": payload}, timeout=timeout)
 
-    def report_and_assess(self, study: str, trial: str, payload: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    def report_and_assess(self, study: str, trial: str, payload: Mapping[str, Any], *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """trial.reportAndAssess: the verdict for this payload's step (plus ``duplicate``), or None."""
-        return self.call("trial.reportAndAssess", {"study": study, "trial": trial, "payload": payload})
+        return self.call("trial.reportAndAssess", {"study": study, "trial": trial, "payload": payload}, timeout=timeout)
 
-    def assess(self, study: str, trial: str, step: Optional[int] = None) -> Optional[Dict[str, Any]]:
+    def assess(self, study: str, trial: str, step: Optional[int] = None, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """trial.assess: the stored verdict at ``step`` (the latest step when omitted), or None."""
         params: Dict[str, Any] = {"study": study, "trial": trial}
         if step is not None:
             params["step"] = step
-        return self.call("trial.assess", params)
+        return self.call("trial.assess", params, timeout=timeout)
 
-    def end_trial(self, study: str, trial: str, state: str) -> Optional[Dict[str, Any]]:
+    def end_trial(self, study: str, trial: str, state: str, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """trial.end with state ``complete``, ``pruned`` or ``failed``: ``{study, trial, state}``, or None."""
-        return self.call("trial.end", {"study": study, "trial": trial, "state": state})
+        return self.call("trial.end", {"study": study, "trial": trial, "state": state}, timeout=timeout)
 
-    def history(self, study: str, trial: str) -> Optional[Dict[str, Any]]:
+    def history(self, study: str, trial: str, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """trial.history: ``{study, trial, verdicts: [...]}`` in step order, or None."""
-        return self.call("trial.history", {"study": study, "trial": trial})
+        return self.call("trial.history", {"study": study, "trial": trial}, timeout=timeout)
 
-    def list_studies(self) -> Optional[Dict[str, Any]]:
+    def list_studies(self, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """study.list: ``{studies: [...]}``, or None."""
-        return self.call("study.list", {})
+        return self.call("study.list", {}, timeout=timeout)
 
-    def study_trials(self, study: str) -> Optional[Dict[str, Any]]:
+    def study_trials(self, study: str, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """study.trials: ``{study, trials: [...]}``, or None."""
-        return self.call("study.trials", {"study": study})
+        return self.call("study.trials", {"study": study}, timeout=timeout)
 
-    def health(self) -> Optional[Dict[str, Any]]:
+    def health(self, *, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """service.health: ``{status: "ok", version, db, ...}``, or None."""
-        return self.call("service.health", {})
+        return self.call("service.health", {}, timeout=timeout)
 
     # ------------------------------------------------------------------ the call
 
-    def call(self, method: str, params: Optional[Mapping[str, Any]] = None) -> Any:
-        """One JSON-RPC request; its result, or None (after a warning) if there is none."""
-        deadline = time.monotonic() + self._timeout
+    def call(self, method: str, params: Optional[Mapping[str, Any]] = None, *, timeout: Optional[float] = None) -> Any:
+        """One JSON-RPC request; its result, or None (after a warning) if there is none.
+
+        ``timeout`` (seconds) shortens this call's budget below the client's timeout, never lengthens
+        it: a host operation that makes several calls (an NNI assessment, an Optuna ``prune`` that
+        opens its study first) passes what is left of its own budget, so that the operation as a
+        whole stays within the client's timeout. Nothing is left (<= 0): None at once, nothing sent.
+        """
+        try:
+            budget = self._timeout if timeout is None else min(float(timeout), self._timeout)
+        except (TypeError, ValueError):
+            budget = self._timeout
+        if not budget > 0:  # also NaN
+            self._warn(f"budget:{method}", f"{method} not sent: no time was left of the caller's budget; returning None")
+            return None
+        deadline = time.monotonic() + budget
         try:
             request_id = next(self._ids)
             request: Dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
@@ -248,10 +263,10 @@ class BTTacklerClient:
                 self._warn(f"encode:{method}", f"{method} not sent: its params are not JSON ({exc}); returning None")
                 return None
             if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                self._warn("busy", f"{method} not sent: other calls held the client for {self._timeout:g} s; returning None")
+                self._warn("busy", f"{method} not sent: other calls held the client for {budget:.3g} s; returning None")
                 return None
             try:
-                return self._call_locked(method, request_id, text, deadline)
+                return self._call_locked(method, request_id, text, deadline, budget)
             finally:
                 self._lock.release()
         except Exception as exc:  # noqa: BLE001 - fail open, whatever happened
@@ -262,7 +277,7 @@ class BTTacklerClient:
                 pass
             return None
 
-    def _call_locked(self, method: str, request_id: int, text: str, deadline: float) -> Any:
+    def _call_locked(self, method: str, request_id: int, text: str, deadline: float, budget: float) -> Any:
         if self._closed:
             self._warn("closed", f"{method} not sent: the client is closed; returning None")
             return None
@@ -298,7 +313,7 @@ class BTTacklerClient:
                 return self._fault(method, url, _describe_close(exc))
             except (TimeoutError, socket.timeout):
                 self._drop()  # a late reply must never be read as the answer to a later call
-                return self._fault(method, url, f"no answer within {self._timeout:g} s while {stage} the service")
+                return self._fault(method, url, f"no answer within {budget:.3g} s while {stage} the service")
             except _BadReply as exc:
                 self._drop()
                 return self._fault(method, url, f"the reply is not JSON-RPC ({exc})")

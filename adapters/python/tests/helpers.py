@@ -134,3 +134,44 @@ def wait_until(predicate: Callable[[], Any], limit: float, every: float = 0.05) 
         if time.monotonic() >= end:
             return None
         time.sleep(every)
+
+
+class SlowService:
+    """A real WebSocket JSON-RPC server that answers every request correctly, but only `delay` s after it came.
+
+    A service that is slow yet answers within the client's timeout call by call: a host operation that needs
+    several calls must still stay within one timeout in all. ``requests`` lists the methods it received.
+    """
+
+    RESULTS = {
+        "study.open": lambda p: {"study": p.get("study"), "config": {}, "created": True},
+        "trial.reportAndAssess": lambda p: {"study": p.get("study"), "trial": p.get("trial"), "step": p["payload"]["step"],
+                                            "stop": False, "protected": False, "symptoms": [], "duplicate": False},
+        "service.health": lambda p: {"status": "ok"},
+    }
+
+    def __init__(self, delay: float) -> None:
+        from websockets.sync.server import serve
+
+        self.delay = delay
+        self.requests: List[str] = []
+        self.server = serve(self._handle, "127.0.0.1", 0)
+        self.port = self.server.socket.getsockname()[1]
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _handle(self, ws: Any) -> None:
+        try:
+            for frame in ws:
+                request = json.loads(frame)
+                self.requests.append(request["method"])
+                time.sleep(self.delay)
+                result = self.RESULTS.get(request["method"], lambda p: {})(request.get("params") or {})
+                ws.send(json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}))
+        except Exception:  # noqa: BLE001 - the client dropped the connection: expected here
+            pass
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self._thread.join(2)

@@ -202,3 +202,18 @@ def test_service_killed_then_restarted_on_the_same_port_and_db(tmp_path, name, c
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_a_callers_budget_shortens_a_call_and_never_lengthens_it(silent_server, caplog):
+    client = BTTacklerClient(f"ws://127.0.0.1:{silent_server.port}", timeout=2.0, backoff_initial=0.01)
+    result, elapsed = timed(lambda: client.health(timeout=0.3), 2.5)
+    assert result is None and 0.25 <= elapsed < 0.3 + 0.25
+    assert any("no answer within 0.3 s" in m for m in warnings_of(caplog))
+    time.sleep(0.05)  # past the back-off
+    accepted = silent_server.accepted
+    result, elapsed = timed(lambda: client.health(timeout=0), 1.0)  # nothing left: not even an attempt
+    assert result is None and elapsed < 0.05 and silent_server.accepted == accepted
+    assert any("no time was left" in m for m in warnings_of(caplog))
+    short = BTTacklerClient(f"ws://127.0.0.1:{silent_server.port}", timeout=0.3)
+    result, elapsed = timed(lambda: short.health(timeout=5.0), 2.0)  # the client's timeout still bounds it
+    assert result is None and elapsed < 0.3 + 0.25

@@ -25,7 +25,7 @@ from bttackler.nni import (  # noqa: E402
     to_payload,
 )
 from bttackler.nni import assessor as assessor_module  # noqa: E402
-from helpers import cli_command, closed_port, start_service, timed, warnings_of  # noqa: E402
+from helpers import SlowService, cli_command, closed_port, start_service, timed, warnings_of  # noqa: E402
 
 NAN = float("nan")
 
@@ -149,6 +149,21 @@ def test_a_service_that_never_answers_costs_about_one_timeout_then_good(silent_s
     assessor.close()
 
 
+def test_an_assessment_of_several_calls_stays_within_the_timeout_in_all(caplog):
+    # each call alone answers within the timeout (0.7 s of 1 s), but opening the study and reporting
+    # two results would take 2.1 s: the assessment's calls share one budget
+    slow = SlowService(delay=0.7)
+    try:
+        assessor = BTTacklerAssessor(url=slow.url, timeout=1.0)
+        history = [epoch(i, val_acc=0.5) for i in range(2)]
+        result, elapsed = timed(lambda: assessor.assess_trial("t1", history), 3.0)
+        assert result is AssessResult.Good and elapsed < 1.0 + 0.25
+        assert slow.requests[:2] == ["study.open", "trial.reportAndAssess"]
+        assessor.close()
+    finally:
+        slow.close()
+
+
 def test_a_local_service_that_cannot_start_answers_good(tmp_path, caplog):
     assessor = BTTacklerAssessor(command=[str(tmp_path / "no-such-cli")], db=":memory:", timeout=1.0)
     result, elapsed = timed(lambda: assessor.assess_trial("t1", [epoch(0, val_acc=NAN)]), 3.0)
@@ -220,7 +235,7 @@ def test_only_new_results_are_sent(make, client, monkeypatch):
     assessor.assess_trial("t1", [epoch(0, val_acc=0.1)])  # connects
     sent = []
     real = assessor._client.report_and_assess
-    monkeypatch.setattr(assessor._client, "report_and_assess", lambda s, t, p: sent.append(p["step"]) or real(s, t, p))
+    monkeypatch.setattr(assessor._client, "report_and_assess", lambda s, t, p, **kw: sent.append(p["step"]) or real(s, t, p, **kw))
     history = [epoch(0, val_acc=0.1)]
     for step in range(1, 4):
         history.append(epoch(step, val_acc=0.1 * step))

@@ -19,7 +19,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from bttackler import BTTacklerClient  # noqa: E402
 from bttackler.optuna import STOP_ATTR, BTTacklerPruner, report, service_study  # noqa: E402
-from helpers import MAIN_JS, NODE, closed_port, timed, warnings_of  # noqa: E402
+from helpers import MAIN_JS, NODE, SlowService, closed_port, timed, warnings_of  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 NAN = float("nan")
@@ -319,6 +319,23 @@ def test_a_silent_service_costs_at_most_the_timeout(silent_server: Any, caplog: 
     answer, took = timed(trial.should_prune, limit=5)
     assert answer is False and took < 0.2
     pruner.close()
+
+
+def test_opening_the_study_and_reporting_share_one_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    # each call alone answers within the timeout (0.7 s of 1 s); study.open and reportAndAssess together would take 1.4 s
+    slow = SlowService(delay=0.7)
+    pruner = BTTacklerPruner(url=slow.url, config={"max_steps": 10}, timeout=1.0)
+    try:
+        study = optuna.create_study(pruner=pruner)
+        trial = study.ask()
+        trial.report(0.5, 0)
+        with caplog.at_level(logging.WARNING, logger="bttackler"):
+            answer, took = timed(trial.should_prune, limit=5)
+        assert answer is False and took < 1.0 + 0.25
+        assert slow.requests[0] == "study.open"
+    finally:
+        pruner.close()
+        slow.close()
 
 
 def test_a_config_the_study_cannot_take_is_a_warning_not_an_error(service: Any, name: Callable[[str], str], caplog: pytest.LogCaptureFixture) -> None:

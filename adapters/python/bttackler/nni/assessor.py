@@ -4,9 +4,9 @@ NNI calls ``assess_trial(trial_job_id, trial_history)`` on its dispatcher's asse
 one call at a time and without a timeout, each time a trial reports an intermediate result;
 an exception there stalls the experiment. So every hook here is wrapped: whatever goes wrong
 (the service is unreachable or slow, a value makes no sense, a bug) answers
-``AssessResult.Good`` and logs a warning. An assessment stops calling the service once
-``timeout`` seconds have passed (a call under way may take up to ``timeout`` more); only the
-very first one may wait up to ``STARTUP_WAIT`` seconds for a local service to start.
+``AssessResult.Good`` and logs a warning. An assessment takes at most ``timeout`` seconds in
+all: each of its calls to the service gets what is left of that budget. Only the very first
+one may wait up to ``STARTUP_WAIT`` seconds for a local service to start.
 """
 from __future__ import annotations
 
@@ -173,9 +173,9 @@ class BTTacklerAssessor(Assessor):
         while state.sent < len(history) and time.monotonic() < deadline:
             position = state.sent
             payload = to_payload(history[position], position, self._settings.metric)
-            verdict = client.report_and_assess(self._study, trial, payload)
+            verdict = client.report_and_assess(self._study, trial, payload, timeout=_left(deadline))
             if verdict is None:
-                if time.monotonic() < deadline and client.health() is not None:
+                if time.monotonic() < deadline and client.health(timeout=_left(deadline)) is not None:
                     # The service is up but refused this value (not payload v1, a step out of order):
                     # skip it rather than stall the trial's diagnosis on it.
                     self._warn(
@@ -249,7 +249,7 @@ class BTTacklerAssessor(Assessor):
     def _open_study(self, client: BTTacklerClient, deadline: float) -> bool:
         if self._opened:
             return True
-        opened = client.open_study(self._study, self._settings.config)
+        opened = client.open_study(self._study, self._settings.config, timeout=_left(deadline))
         if opened is not None:
             self._opened = True
             config = opened.get("config") if isinstance(opened, Mapping) else None
@@ -260,7 +260,7 @@ class BTTacklerAssessor(Assessor):
                 self._study, "created" if opened.get("created") else "reopened", where, max_steps,
             )
             return True
-        if time.monotonic() < deadline and client.health() is not None:
+        if time.monotonic() < deadline and client.health(timeout=_left(deadline)) is not None:
             # The service answers but refused the study: an invalid config, or a different one
             # than the study's events were diagnosed with. Diagnosing with another config would
             # be wrong, so this assessor stops assessing.
@@ -289,6 +289,11 @@ class BTTacklerAssessor(Assessor):
             return
         self._last_warned[key] = now
         logger.warning("bttackler assessor: %s", message, exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
+
+
+def _left(deadline: float) -> float:
+    """What is left of an assessment's budget, for its next call to the service."""
+    return deadline - time.monotonic()
 
 
 def _compact(value: Any) -> str:

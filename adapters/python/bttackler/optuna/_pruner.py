@@ -10,6 +10,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -263,13 +264,17 @@ class BTTacklerPruner(BasePruner):
     # ------------------------------------------------------------------ used by report() and run_node_trial()
 
     def _send(self, key: str, number: int, payload: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-        """reportAndAssess for (key, number, payload step); the verdict is kept for prune(). Fail open."""
+        """reportAndAssess for (key, number, payload step); the verdict is kept for prune(). Fail open.
+
+        At most ``timeout`` seconds in all: when the study is opened first, the report gets what is left.
+        """
         client = self.client
+        deadline = time.monotonic() + self._timeout
         if self._config is not None and key not in self._opened:
             opened = client.open_study(key, self._config)
             if opened is not None:
                 self._opened.add(key)
-        verdict = client.report_and_assess(key, str(number), payload)
+        verdict = client.report_and_assess(key, str(number), payload, timeout=deadline - time.monotonic())
         if isinstance(verdict, dict) and isinstance(verdict.get("stop"), bool):
             step = payload.get("step")
             if isinstance(step, int):
