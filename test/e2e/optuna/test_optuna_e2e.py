@@ -93,8 +93,6 @@ def test_in_memory_study_with_one_line_of_setup() -> None:
 def test_rdb_study_with_two_worker_processes(storage: str, service: Any) -> None:
     name = unique("mnist")
     study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
-    for config in ("exploding", "healthy", "dying", "healthy_tanh"):
-        study.enqueue_trial({"config": config})
     url = service.url()
     run_workers([[storage, name, url, "node", "2"], [storage, name, url, "node", "2"]])
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()

@@ -3,7 +3,7 @@
     python worker.py STORAGE STUDY URL KIND N_TRIALS
 
 KIND ``node``: each trial runs docs/examples/mnist/train.js through run_node_trial, with the
-configuration named by the trial's ``config`` parameter (the study's queue decides which).
+configuration named by the trial's ``config`` parameter: NODE_ORDER[trial number] (ByTrialNumber).
 KIND ``cohort`` / ``probe``: the pure-Python objective of the cross-worker protection check
 (see test_optuna_e2e.py).
 """
@@ -26,9 +26,26 @@ CONFIGS = {
     "exploding": {"lr": 50, "optimizer": "sgd", "loss": "mse", "epochs": 4, "samples": 600},
     "dying": {"lr": 50, "optimizer": "adam", "loss": "mse", "epochs": 4, "samples": 600},  # its units die (DEAD)
 }
+#: the ``node`` workers' configurations, by trial number
+NODE_ORDER = ["exploding", "healthy", "dying", "healthy_tanh"]
 MAX_STEPS = 20
 HEALTHY = [{"name": "dense1", "grad_abs_mean": 1e-3}, {"name": "dense2", "grad_abs_mean": 1.1e-3}]
 VANISHING = [{"name": "dense1", "grad_abs_mean": 3e-6}, {"name": "dense2", "grad_abs_mean": 3e-6}]
+
+
+class ByTrialNumber(optuna.samplers.BaseSampler):
+    """``config`` = NODE_ORDER[trial number]. Not enqueue_trial: with several workers on SQLite two of them
+    can pop the same queued trial (SQLite has no row locks; optuna/optuna#4621), and the second tell fails
+    with "Cannot tell a PRUNED trial". Trial numbers are unique however many workers there are."""
+
+    def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+        return {}
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        return NODE_ORDER[trial.number % len(NODE_ORDER)]
 
 
 def node_objective(trial: optuna.Trial) -> float:
@@ -55,7 +72,8 @@ def protection_objective(kind: str):
 def main(storage: str, study_name: str, url: str, kind: str, n_trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = BTTacklerPruner(url=url)
-    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
+    sampler = ByTrialNumber() if kind == "node" else None
+    study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner, sampler=sampler)
     objective = node_objective if kind == "node" else protection_objective(kind)
     study.optimize(objective, n_trials=n_trials, catch=(NodeTrialError,))
     pruner.close()
