@@ -2,7 +2,7 @@
  * A running diagnosis service: store + studies + JSON-RPC handler, reachable over
  * WebSocket or stdio. `startService` is what `bttackler serve` and the tests call.
  */
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import type { Readable, Writable } from "node:stream";
 import type { Log } from "../protocol/log.js";
 import { RpcHandler } from "../protocol/rpc-server.js";
@@ -36,17 +36,55 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+interface PauseTally {
+  count: number;
+  total_ms: number;
+  max_ms: number;
+}
+
+/** Garbage-collection pauses of this thread, young generation (scavenges) apart from the rest. */
+class GcPauses {
+  private young: PauseTally = { count: 0, total_ms: 0, max_ms: 0 };
+  private other: PauseTally = { count: 0, total_ms: 0, max_ms: 0 };
+  private readonly observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) this.add(entry);
+  });
+
+  constructor() {
+    this.observer.observe({ entryTypes: ["gc"] });
+  }
+
+  private add(entry: PerformanceEntry): void {
+    const kind = ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail)?.kind;
+    const tally = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR ? this.young : this.other;
+    tally.count++;
+    tally.total_ms += entry.duration;
+    tally.max_ms = Math.max(tally.max_ms, entry.duration);
+  }
+
+  /** The pauses since the previous call. */
+  take(): { young: PauseTally; other: PauseTally } {
+    const round = (t: PauseTally): PauseTally => ({ count: t.count, total_ms: Number(t.total_ms.toFixed(3)), max_ms: Number(t.max_ms.toFixed(3)) });
+    const figures = { young: round(this.young), other: round(this.other) };
+    this.young = { count: 0, total_ms: 0, max_ms: 0 };
+    this.other = { count: 0, total_ms: 0, max_ms: 0 };
+    return figures;
+  }
+}
+
 /**
- * Event-loop delay since the previous call (the histogram restarts each time) and memory:
+ * Event-loop delay and garbage-collection pauses since the previous call, and memory:
  * what shows whether slow answers come from the service's own thread.
  */
 function runtimeFigures(): () => Record<string, unknown> {
   const delay = monitorEventLoopDelay({ resolution: 1 });
   delay.enable();
+  const gc = new GcPauses();
   const ms = (ns: number): number => Number((ns / 1e6).toFixed(3));
   return () => {
     const figures = {
       event_loop_delay_ms: { p50: ms(delay.percentile(50)), p99: ms(delay.percentile(99)), max: ms(delay.max) },
+      gc_pauses: gc.take(),
       rss_mb: Math.round(process.memoryUsage.rss() / 2 ** 20),
       heap_used_mb: Math.round(process.memoryUsage().heapUsed / 2 ** 20),
     };

@@ -118,6 +118,12 @@ function frames(study: string): string[][] {
   );
 }
 
+interface GcTally {
+  count: number;
+  total_ms: number;
+  max_ms: number;
+}
+
 interface PhaseResult {
   acked: Set<string>;
   failed: number;
@@ -165,11 +171,16 @@ async function phase(
     const health = await clients[0]?.send(`,"method":"service.health"}`);
     const { recent_frames: inside, runtime } = (
       JSON.parse(String(health?.result)) as {
-        result: { recent_frames: { frames: number; p50_ms: number; p99_ms: number; max_ms: number }; runtime: { event_loop_delay_ms: { p99: number; max: number }; rss_mb: number; heap_used_mb: number } };
+        result: {
+          recent_frames: { frames: number; p50_ms: number; p99_ms: number; max_ms: number };
+          runtime: { event_loop_delay_ms: { p99: number; max: number }; gc_pauses: Record<"young" | "other", GcTally>; rss_mb: number; heap_used_mb: number };
+        };
       }
     ).result;
     console.log(`${"".padEnd(15)} inside the service, last ${inside.frames} frames: p50 ${inside.p50_ms} ms, p99 ${inside.p99_ms} ms, max ${inside.max_ms} ms`);
     console.log(`${"".padEnd(15)} the service's event-loop delay: p99 ${runtime.event_loop_delay_ms.p99} ms, max ${runtime.event_loop_delay_ms.max} ms; RSS ${runtime.rss_mb} MB, heap used ${runtime.heap_used_mb} MB`);
+    const pauses = (t: GcTally): string => `${t.count} pauses, ${t.total_ms.toFixed(0)} ms in all, max ${t.max_ms.toFixed(1)} ms`;
+    console.log(`${"".padEnd(15)} the service's GC: young generation ${pauses(runtime.gc_pauses.young)}; other ${pauses(runtime.gc_pauses.other)}`);
   }
   loopDelay.disable();
   console.log(`${"".padEnd(15)} the load generator's own event-loop delay: p99 ${(loopDelay.percentile(99) / 1e6).toFixed(2)} ms, max ${(loopDelay.max / 1e6).toFixed(2)} ms`);

@@ -26,6 +26,18 @@ describe("service methods", () => {
     expect(health.runtime).toMatchObject({ event_loop_delay_ms: { p99: expect.any(Number), max: expect.any(Number) }, rss_mb: expect.any(Number) });
   });
 
+  it("service.health counts the service's garbage-collection pauses since the previous call", async () => {
+    await client.call("service.health");
+    // ~20 MB of parsing and diagnosis in the service: more than its young generation holds
+    for (let step = 0; step < 2000; step++) await client.call("trial.report", { study: "gc", trial: `t${step % 50}`, payload: payload(Math.floor(step / 50)) });
+    const { runtime } = await client.call<{ runtime: { gc_pauses: Record<"young" | "other", { count: number; total_ms: number; max_ms: number }> } }>("service.health");
+    const { young, other } = runtime.gc_pauses;
+    expect(young.count).toBeGreaterThan(0);
+    expect(young.max_ms).toBeGreaterThan(0);
+    expect(young.total_ms).toBeGreaterThanOrEqual(young.max_ms);
+    expect(other).toMatchObject({ count: expect.any(Number), total_ms: expect.any(Number), max_ms: expect.any(Number) });
+  });
+
   it("study.open creates a study with a validated, completed config and reopens it", async () => {
     const opened = await client.call<{ created: boolean; config: { max_steps: number; rules: { EG: { grad_median_max: number; ratio_median_max: number } } } }>(
       "study.open",
