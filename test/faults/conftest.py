@@ -11,6 +11,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "e2e" / "nni"))  # nni_run.py: the NNI harness of the end-to-end tests
+sys.path.insert(0, str(HERE.parents[1] / "adapters" / "python" / "tests"))  # helpers.py: wait_until of the adapter's tests
 
 from faults_helpers import FIGURES, MAIN_JS, NODE  # noqa: E402
 

@@ -187,17 +187,5 @@ class DelayProxy:
                     pass
 
 
-def wait_for(predicate: Any, limit: float, every: float = 0.05) -> Any:
-    """Polls predicate until it returns something truthy (returned) or `limit` s pass (None)."""
-    end = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= end:
-            return None
-        time.sleep(every)
-
-
 #: Measured figures of each test, printed at the end of the run (conftest.py).
 FIGURES: Dict[str, Dict[str, Any]] = {}

@@ -36,7 +36,19 @@ export interface LoadCrashOptions {
 
 export const DEFAULT_LOAD_CRASH: Omit<LoadCrashOptions, "log"> = { clients: 1000, steps: 20, killAt: 0.5 };
 
-export interface LoadCrashSummary {
+/** What the clients counted, over all trials. */
+export interface ClientCounts {
+  acknowledged: number;
+  /** Acknowledged replies that said duplicate: true (a resent step whose first commit had survived). */
+  acknowledgedAsDuplicate: number;
+  resends: number;
+  reconnects: number;
+  failedConnects: number;
+  /** Calls answered with an error (none expected). */
+  errorReplies: number;
+}
+
+export interface LoadCrashSummary extends ClientCounts {
   options: Omit<LoadCrashOptions, "log">;
   durationS: number;
   /** Seconds from the start of the load to the kill, and from the kill to the restarted service's start-up line. */
@@ -47,14 +59,6 @@ export interface LoadCrashSummary {
   restoredReports: number;
   /** Calls in flight when the service died: sent, never answered. */
   unansweredAtKill: number;
-  acknowledged: number;
-  /** Acknowledged replies that said duplicate: true (a resent step whose first commit had survived). */
-  acknowledgedAsDuplicate: number;
-  resends: number;
-  reconnects: number;
-  failedConnects: number;
-  /** Calls answered with an error (none expected). */
-  errorReplies: number;
   storedReports: number;
   missingFromDatabase: number;
   /** Acknowledged verdicts that differ from their stored row. */
@@ -99,13 +103,8 @@ interface Target {
   url: string;
 }
 
-interface Counters {
-  acknowledged: number;
-  acknowledgedAsDuplicate: number;
-  resends: number;
-  reconnects: number;
-  failedConnects: number;
-  errorReplies: number;
+/** The clients' counts as they run, with the calls sent and not yet answered or lost. */
+interface Counters extends ClientCounts {
   inFlight: number;
 }
 
@@ -314,6 +313,7 @@ class LoadCrashRun {
     if (this.counters.errorReplies > 0) this.problems.push(`${this.counters.errorReplies} call(s) answered with an error`);
     if (Number.isNaN(this.killedAfterS)) this.problems.push("the service was never killed");
     const { log: _log, ...options } = this.options;
+    const { inFlight: _inFlight, ...counts } = this.counters;
     return {
       options,
       durationS,
@@ -322,12 +322,7 @@ class LoadCrashRun {
       acknowledgedBeforeKill: this.acknowledgedBeforeKill,
       restoredReports: this.restoredReports,
       unansweredAtKill: this.unansweredAtKill,
-      acknowledged: this.counters.acknowledged,
-      acknowledgedAsDuplicate: this.counters.acknowledgedAsDuplicate,
-      resends: this.counters.resends,
-      reconnects: this.counters.reconnects,
-      failedConnects: this.counters.failedConnects,
-      errorReplies: this.counters.errorReplies,
+      ...counts,
       storedReports: stored.size,
       missingFromDatabase: missing,
       verdictsDifferingFromStore: differing,

@@ -24,8 +24,9 @@ from typing import Dict, Iterator, List
 import pytest
 
 from bttackler import BTTacklerClient
-from faults_helpers import FIGURES, MARGIN, DelayProxy, ServiceProcess, wait_for
-from nni_run import REPO, Experiment, dispatcher_log, nni_env, render
+from faults_helpers import FIGURES, MARGIN, DelayProxy, ServiceProcess
+from helpers import wait_until  # adapters/python/tests/helpers.py (on sys.path: conftest.py)
+from nni_run import REPO, Experiment, Snapshot, dispatcher_log, nni_env, render, started_experiments
 
 HERE = Path(__file__).resolve().parent / "nni"
 TRIAL_DIR = REPO / "test" / "e2e" / "nni" / "python_trial"
@@ -36,10 +37,7 @@ INIT = re.compile(r"FAULTS init took=(?P<took>[\d.]+) start=(?P<start>[\d.]+) en
 
 @pytest.fixture
 def experiments() -> Iterator[List[Experiment]]:
-    started: List[Experiment] = []
-    yield started
-    for exp in started:
-        exp.kill()  # only does something when a test failed half-way
+    yield from started_experiments()
 
 
 def experiment(tmp_path: Path, name: str, space: str, trials: int, url: str, study: str, timeout: float) -> Experiment:
@@ -50,6 +48,18 @@ def experiment(tmp_path: Path, name: str, space: str, trials: int, url: str, stu
         WORKDIR=workdir, HERE=HERE, URL=url, STUDY=study, TIMEOUT=timeout,
     )
     return Experiment(config, nni_env(tmp_path), workdir)
+
+
+def ran_to_the_end(exp: Experiment, snap: Snapshot, trials: int, epochs: int) -> str:
+    """Checks what NNI must show whatever the service did: the experiment is DONE, every trial SUCCEEDED with all its
+    results, bttackler stopped none, the assessor raised nothing. Returns the dispatcher log."""
+    report = snap.describe()
+    log = dispatcher_log(exp.directory)
+    assert snap.status["status"] == "DONE", report
+    assert len(snap.trials) == trials and all(t["status"] == "SUCCEEDED" for t in snap.trials), report
+    assert all(len(snap.periodical(t["trialJobId"])) == epochs for t in snap.trials), report
+    assert "bttackler stops trial" not in log and "Traceback" not in log and "Assessor error" not in log, log
+    return log
 
 
 def hook_times(log: str) -> Dict[str, List[float]]:
@@ -75,7 +85,7 @@ def test_kill_9_while_nni_trials_run_then_restart(tmp_path: Path, experiments: L
             return {t["trial"]: t["last_step"] for t in trials}
 
         # kill -9 once the service has acknowledged a few results, with trials still running
-        assert wait_for(lambda: sum(s + 1 for s in reported().values()) >= 3, 180, every=0.2), exp.output()
+        assert wait_until(lambda: sum(s + 1 for s in reported().values()) >= 3, 180, every=0.2), exp.output()
         before_kill = reported()
         watcher.close()
         killed_at = time.time()
@@ -88,7 +98,7 @@ def test_kill_9_while_nni_trials_run_then_restart(tmp_path: Path, experiments: L
         snap = exp.wait_done(limit=300)
         client = BTTacklerClient(second.url, timeout=10)
         # NNI drops the assessor's unfinished work when the experiment stops: let the last trial ends through
-        wait_for(lambda: len([t for t in (client.study_trials(study) or {}).get("trials", []) if t.get("ended")]) >= 4, 20, every=0.2)
+        wait_until(lambda: len([t for t in (client.study_trials(study) or {}).get("trials", []) if t.get("ended")]) >= 4, 20, every=0.2)
         assert exp.finish() == 0
         held = {t["trial"]: t for t in client.study_trials(study)["trials"]}
         histories = {tid: [v["step"] for v in client.history(study, tid)["verdicts"]] for tid in held}
@@ -96,14 +106,9 @@ def test_kill_9_while_nni_trials_run_then_restart(tmp_path: Path, experiments: L
     finally:
         for svc in services:
             svc.stop()
-    report = snap.describe()
-    log = dispatcher_log(exp.directory)
 
     # NNI: every trial ran to its end; none was killed by the assessor; the experiment is DONE
-    assert snap.status["status"] == "DONE", report
-    assert len(snap.trials) == 4 and all(t["status"] == "SUCCEEDED" for t in snap.trials), report
-    assert all(len(snap.periodical(t["trialJobId"])) == epochs for t in snap.trials), report
-    assert "bttackler stops trial" not in log and "Traceback" not in log and "Assessor error" not in log, log
+    log = ran_to_the_end(exp, snap, 4, epochs)
     # the dispatcher log: fail-open warnings while the service was down, then the reconnection
     assert re.search(rf"WARNING \(bttackler/.*service at {re.escape(first.url)}: .*fail open", log), log
     assert "answers again" in log, log
@@ -149,16 +154,11 @@ def test_a_slow_service_never_blocks_the_nni_dispatcher(tmp_path: Path, experime
     finally:
         proxy.close()
         service.stop()
-    report = snap.describe()
-    log = dispatcher_log(exp.directory)
 
     # the dispatcher started and the experiment ran normally: DONE, both trials SUCCEEDED with every result,
     # the exploding one (lr 10, NaN from its first epoch) too: the service could never answer in time
-    assert snap.status["status"] == "DONE", report
-    assert len(snap.trials) == 2 and all(t["status"] == "SUCCEEDED" for t in snap.trials), report
-    assert all(len(snap.periodical(t["trialJobId"])) == epochs for t in snap.trials), report
-    assert len(snap.find(lr=10)) == 1, report
-    assert "bttackler stops trial" not in log and "Traceback" not in log and "Assessor error" not in log, log
+    log = ran_to_the_end(exp, snap, 2, epochs)
+    assert len(snap.find(lr=10)) == 1, snap.describe()
 
     # construction touched nothing: fast, and the proxy saw its first connection only after it
     [init] = INIT.finditer(log)

@@ -29,7 +29,8 @@ from optuna.trial import TrialState
 
 from bttackler import BTTacklerClient
 from bttackler.optuna import STOP_ATTR, BTTacklerPruner, service_study
-from faults_helpers import FIGURES, MARGIN, DelayProxy, ServiceProcess, wait_for
+from faults_helpers import FIGURES, MARGIN, DelayProxy, ServiceProcess
+from helpers import wait_until  # adapters/python/tests/helpers.py (on sys.path: conftest.py)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -101,12 +102,27 @@ class StudyRun:
             time.sleep(STEP_PAUSE)
         return loss
 
-    def run(self, limit: float = 180.0) -> None:
+    def run(self, script: Any, limit: float = 180.0) -> None:
+        """Runs the study while ``script`` runs in a controller thread; the study stops once the script has ended.
+        The script's failure fails the test."""
+
+        def control() -> None:
+            try:
+                script()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                self.errors.append(exc)
+            finally:
+                self.done.set()
+
         def stop_when_done(study: optuna.Study, _trial: Any) -> None:
             if self.done.is_set():
                 study.stop()
 
+        controller = threading.Thread(target=control, daemon=True)
+        controller.start()
         self.study.optimize(self.objective, n_trials=1000, n_jobs=2, timeout=limit, callbacks=[stop_when_done])
+        controller.join(5)
+        assert not self.errors, self.errors
 
     def acked(self, after: float = -math.inf, before: float = math.inf) -> List[Tuple[str, int, float]]:
         with self._lock:
@@ -116,18 +132,25 @@ class StudyRun:
         with self._lock:
             return [c for c in self.calls if c.kind == kind]
 
-    def controller(self, script: Any) -> threading.Thread:
-        def run() -> None:
-            try:
-                script()
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
-                self.errors.append(exc)
-            finally:
-                self.done.set()
+    def prune_nan_trial(self, kind: str, message: str) -> None:
+        """Starts a NaN trial of ``kind`` and waits (up to 60 s) until a should_prune of it answers True."""
+        self.kinds.put(kind)
+        assert wait_until(lambda: any(c.answer for c in self.calls_of(kind)), 60), message
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
+    def slowest_call(self, timeout: float) -> float:
+        """The duration of the slowest should_prune; fails if that is longer than ``timeout`` (+ MARGIN)."""
+        slowest = max(c.took for c in self.calls)
+        assert slowest <= timeout + MARGIN, sorted((round(c.took, 3), c.step, c.kind) for c in self.calls)[-5:]
+        return slowest
+
+    def failed_open_between(self, after: float, before: float, nan_kind: str, phase: str) -> List[Call]:
+        """The should_prune calls made between ``after`` and ``before``, while the service was ``phase``: there are at
+        least 10, all answered False, and the NaN trial ``nan_kind`` (which the service would prune) is among them."""
+        calls = [c for c in self.calls if c.start > after and c.end < before]
+        assert len(calls) >= 10, f"only {len(calls)} should_prune calls while the service was {phase}"
+        assert not any(c.answer for c in calls), [(c.trial, c.kind, c.step) for c in calls if c.answer]
+        assert [c for c in calls if c.kind == nan_kind], f"the NaN trial did not report while the service was {phase}"
+        return calls
 
 
 def check_trials(run: StudyRun, pruned_after: float) -> Dict[str, int]:
@@ -161,7 +184,7 @@ def test_kill_9_in_the_middle_of_a_study_then_restart(tmp_path: Path, caplog: py
     before_kill: List[Tuple[str, int, float]] = []
 
     def script() -> None:
-        assert wait_for(lambda: len(run.acked()) >= 8, 60), "the study never got verdicts from the service"
+        assert wait_until(lambda: len(run.acked()) >= 8, 60), "the study never got verdicts from the service"
         marks["kill"] = first.kill9()
         before_kill.extend(run.acked(before=marks["kill"]))
         run.kinds.put("nan-during-outage")  # the service would prune it at its first step; down, it must not
@@ -171,28 +194,19 @@ def test_kill_9_in_the_middle_of_a_study_then_restart(tmp_path: Path, caplog: py
         second.start()
         assert second.url == first.url
         marks["ready"] = second.ready_at or time.monotonic()
-        got = wait_for(lambda: run.acked(after=marks["ready"]), 60)
+        got = wait_until(lambda: run.acked(after=marks["ready"]), 60)
         assert got, "the pruner's client never reconnected to the restarted service"
         marks["reconnected"] = got[0][2]
-        run.kinds.put("nan-after-restart")  # a real verdict again: pruned at its first step
-        assert wait_for(lambda: any(c.answer for c in run.calls_of("nan-after-restart")), 60), "no stop verdict after the restart"
+        run.prune_nan_trial("nan-after-restart", "no stop verdict after the restart")  # a real verdict again: pruned at its first step
 
     try:
-        controller = run.controller(script)
-        run.run()
-        controller.join(5)
-        assert not run.errors, run.errors
+        run.run(script)
         kill, ready, reconnected = marks["kill"], marks["ready"], marks["reconnected"]
 
         # every should_prune answered within the timeout, outage or not
-        slowest = max(c.took for c in run.calls)
-        assert slowest <= TIMEOUT + MARGIN, sorted((round(c.took, 3), c.step, c.kind) for c in run.calls)[-5:]
+        slowest = run.slowest_call(TIMEOUT)
         # while the service was down: False, for the NaN trial too
-        down = [c for c in run.calls if c.start > kill and c.end < ready]
-        assert len(down) >= 10, f"only {len(down)} should_prune calls while the service was down"
-        assert not any(c.answer for c in down), [(c.trial, c.kind, c.step) for c in down if c.answer]
-        nan_down = [c for c in down if c.kind == "nan-during-outage"]
-        assert nan_down, "the NaN trial did not report while the service was down"
+        down = run.failed_open_between(kill, ready, "nan-during-outage", "down")
         assert not [a for a in run.acked(after=kill, before=ready)], "acknowledged while the service was down?"
         # the study completed; only NaN trials were pruned, and only after the restart
         states = check_trials(run, pruned_after=ready)
@@ -236,33 +250,25 @@ def test_a_slow_service_costs_each_should_prune_at_most_the_timeout(tmp_path: Pa
     marks: Dict[str, float] = {}
 
     def script() -> None:
-        assert wait_for(lambda: len(run.acked()) >= 8, 60), "the study never got verdicts through the proxy"
+        assert wait_until(lambda: len(run.acked()) >= 8, 60), "the study never got verdicts through the proxy"
         marks["slow"] = time.monotonic()
         proxy.delay = slow_delay
         run.kinds.put("nan-while-slow")
         time.sleep(slow_for)
         proxy.delay = 0.0
         marks["fast"] = time.monotonic()
-        got = wait_for(lambda: run.acked(after=marks["fast"]), 60)
+        got = wait_until(lambda: run.acked(after=marks["fast"]), 60)
         assert got, "no verdict once the service was fast again"
         marks["recovered"] = got[0][2]
-        run.kinds.put("nan-after-slow")
-        assert wait_for(lambda: any(c.answer for c in run.calls_of("nan-after-slow")), 60), "no stop verdict after the slow phase"
+        run.prune_nan_trial("nan-after-slow", "no stop verdict after the slow phase")
 
     try:
-        controller = run.controller(script)
-        run.run()
-        controller.join(5)
-        assert not run.errors, run.errors
+        run.run(script)
         slow, fast = marks["slow"], marks["fast"]
 
         # no should_prune, in either worker thread, took longer than the timeout (+ MARGIN)
-        slowest = max(c.took for c in run.calls)
-        assert slowest <= TIMEOUT + MARGIN, sorted((round(c.took, 3), c.step, c.kind) for c in run.calls)[-5:]
-        during = [c for c in run.calls if c.start > slow and c.end < fast]
-        assert len(during) >= 10, f"only {len(during)} should_prune calls while the service was slow"
-        assert not any(c.answer for c in during), [(c.trial, c.kind, c.step) for c in during if c.answer]
-        assert [c for c in during if c.kind == "nan-while-slow"], "the NaN trial did not report while the service was slow"
+        slowest = run.slowest_call(TIMEOUT)
+        during = run.failed_open_between(slow, fast, "nan-while-slow", "slow")
         # the timeouts really fired: some calls waited about the timeout (the service was slow, not gone)
         timed_out = [c for c in during if c.took >= 0.9 * TIMEOUT]
         assert len(timed_out) >= 2, sorted(round(c.took, 3) for c in during)
@@ -295,17 +301,12 @@ def test_a_sluggish_service_still_gives_verdicts_within_the_timeout(tmp_path: Pa
     run = StudyRun(pruner)
 
     def script() -> None:
-        assert wait_for(lambda: len(run.acked()) >= 4, 60), "no verdict from the sluggish service"
-        run.kinds.put("nan-sluggish")
-        assert wait_for(lambda: any(c.answer for c in run.calls_of("nan-sluggish")), 60), "the NaN trial was not pruned"
+        assert wait_until(lambda: len(run.acked()) >= 4, 60), "no verdict from the sluggish service"
+        run.prune_nan_trial("nan-sluggish", "the NaN trial was not pruned")
 
     try:
-        controller = run.controller(script)
-        run.run()
-        controller.join(5)
-        assert not run.errors, run.errors
-        slowest = max(c.took for c in run.calls)
-        assert slowest <= timeout + MARGIN, sorted((round(c.took, 3), c.step, c.kind) for c in run.calls)[-5:]
+        run.run(script)
+        slowest = run.slowest_call(timeout)
         answered = [c for c in run.calls if c.took >= 2 * delay]  # the ones that went to the service
         assert answered, "no call went through the proxy"
         states = check_trials(run, pruned_after=-math.inf)

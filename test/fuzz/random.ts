@@ -1,20 +1,10 @@
 /**
  * A seeded random source for the fuzzer. Every frame gets its own generator, seeded
  * from (run seed, frame index), so that frame i is the same in every run with the same
- * seed, whatever the order in which connections happen to send.
+ * seed, whatever the order in which connections happen to send. The generator is the tests'
+ * mulberry32 (test/helpers.ts), whose floats are its 32-bit outputs divided by 2^32.
  */
-
-/** mulberry32 step: uniform 32-bit output. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+import { mulberry32 } from "../helpers.js";
 
 /** A 32-bit hash of two integers (the run seed and a frame index), so that neighbouring indices give unrelated streams. */
 function mix(seed: number, index: number): number {
@@ -25,10 +15,10 @@ function mix(seed: number, index: number): number {
 }
 
 export class Random {
-  private readonly next32: () => number;
+  private readonly next: () => number;
 
   constructor(seed: number) {
-    this.next32 = mulberry32(seed);
+    this.next = mulberry32(seed);
   }
 
   /** The generator of frame `index` of a run seeded with `seed`. */
@@ -38,7 +28,7 @@ export class Random {
 
   /** Uniform in [0, 1). */
   float(): number {
-    return this.next32() / 2 ** 32;
+    return this.next();
   }
 
   /** Uniform integer in [min, max] (both included). */
@@ -66,9 +56,10 @@ export class Random {
     return (items[items.length - 1] as readonly [T, number])[0];
   }
 
+  /** Each byte is the low byte of one 32-bit output of the generator. */
   bytes(n: number): Buffer {
     const out = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) out[i] = this.next32() & 0xff;
+    for (let i = 0; i < n; i++) out[i] = (this.next() * 2 ** 32) & 0xff;
     return out;
   }
 }

@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 REPO = Path(__file__).resolve().parents[3]
 VENV_BIN = REPO / ".venv" / "bin"
@@ -242,6 +242,15 @@ class Experiment:
             return self.log_path.read_text(errors="replace")[-4000:]
         except OSError:
             return "(no nnictl output)"
+
+
+def started_experiments() -> Iterator[List[Experiment]]:
+    """The body of a test's ``experiments`` fixture: yields the list the test appends every experiment it starts to,
+    then kills each of them (which only does something when the test failed half-way)."""
+    started: List[Experiment] = []
+    yield started
+    for exp in started:
+        exp.kill()
 
 
 def _read(path: str) -> str:

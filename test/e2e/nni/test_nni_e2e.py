@@ -26,7 +26,7 @@ from typing import Iterator, List
 import pytest
 
 from bttackler import BTTacklerClient, LocalService
-from nni_run import REPO, Experiment, dispatcher_log, free_port, nni_env, nnictl, pid_alive, render
+from nni_run import REPO, Experiment, dispatcher_log, free_port, nni_env, nnictl, pid_alive, render, started_experiments
 
 HERE = Path(__file__).resolve().parent
 MAIN_JS = REPO / "dist" / "cli" / "main.js"
@@ -44,10 +44,7 @@ pytestmark = pytest.mark.skipif(NODE is None or not MAIN_JS.is_file(), reason="n
 
 @pytest.fixture
 def experiments() -> Iterator[List[Experiment]]:
-    started: List[Experiment] = []
-    yield started
-    for exp in started:
-        exp.kill()  # only does something when a test failed half-way
+    yield from started_experiments()
 
 
 def stop_lines(log: str) -> dict:
