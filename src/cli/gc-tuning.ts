@@ -5,10 +5,9 @@
  * frames, json-rpc promises) directly in the old generation, since during a burst many
  * of them are alive at a young-generation collection. Old objects that die are only
  * freed by a full collection; until then each one keeps the young objects it points to
- * alive, so at 1,000 decisions/s nearly every report's objects were promoted (~2 KB per
- * decision, ~1.9 MB per scavenge) and scavenges took several milliseconds. With
- * pretenuring off, the same in-process load promotes ~0.4 KB per decision (what the
- * engine keeps). Figures and commands: docs/performance.md.
+ * alive, so at 1,000 decisions/s nearly every report's objects were promoted (1.4-1.9 MB
+ * per scavenge). With pretenuring off: 0.4-0.5 MB per scavenge, and half the GC time.
+ * Figures and commands: docs/performance.md ("Where the tail is").
  *
  * V8 reads this flag at every collection, so setting it at start-up takes effect
  * (unlike heap sizes). A flag given on the command line or in NODE_OPTIONS wins:
