@@ -64,6 +64,13 @@ interface FrameContext {
   text?: string;
 }
 
+interface LatencySummary {
+  frames: number;
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+}
+
 /** Handling times of the most recent frames (parse to reply, commit wait included), for service.health. */
 class LatencyWindow {
   private readonly ms = new Float64Array(1024);
@@ -73,7 +80,15 @@ class LatencyWindow {
     this.ms[this.count++ % this.ms.length] = ms;
   }
 
-  summary(): { frames: number; p50_ms: number; p99_ms: number; max_ms: number } {
+  /** The last summary and the frame count it was made at: a burst of health calls (a batch) sorts once. */
+  private cached: { count: number; summary: LatencySummary } | undefined;
+
+  summary(): LatencySummary {
+    if (this.cached?.count !== this.count) this.cached = { count: this.count, summary: this.compute() };
+    return this.cached.summary;
+  }
+
+  private compute(): LatencySummary {
     const n = Math.min(this.count, this.ms.length);
     const sorted = Array.from(this.ms.subarray(0, n)).sort((a, b) => a - b);
     const at = (q: number): number => Number((sorted[Math.min(n - 1, Math.floor(q * n))] ?? 0).toFixed(3));

@@ -26,6 +26,14 @@ describe("service methods", () => {
     expect(health.runtime).toMatchObject({ event_loop_delay_ms: { p99: expect.any(Number), max: expect.any(Number) }, rss_mb: expect.any(Number) });
   });
 
+  it("service.health calls in one batch share one set of runtime figures and latency summary", async () => {
+    const batch = Array.from({ length: 5 }, (_, i) => ({ jsonrpc: "2.0", id: `h${i}`, method: "service.health" }));
+    const replies = (await client.exchange(JSON.stringify(batch))) as { result: { runtime: unknown; recent_frames: unknown } }[];
+    expect(replies).toHaveLength(5);
+    const figures = replies.map((r) => JSON.stringify([r.result.runtime, r.result.recent_frames]));
+    expect(new Set(figures).size).toBe(1);
+  });
+
   it("service.health counts the service's garbage-collection pauses since the previous call", async () => {
     await client.call("service.health");
     // ~20 MB of parsing and diagnosis in the service: more than its young generation holds

@@ -1,0 +1,34 @@
+/**
+ * How long one batch of 1,000 `service.health` calls holds the service (docs/reliability.md,
+ * the fuzzer's finding): starts `bttackler serve` (`:memory:`), sends three such batches one
+ * after the other on one connection and prints the time to each reply.
+ *
+ *   npx tsx test/bench/health-batch.ts      (after npm run build)
+ */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import WebSocket from "ws";
+
+const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+const service = spawn(process.execPath, [CLI, "serve", "--port", "0", "--db", ":memory:"], { stdio: ["ignore", "ignore", "pipe"] });
+const url = await new Promise<string>((resolve) => {
+  let text = "";
+  service.stderr.on("data", (d: Buffer) => {
+    text += d.toString();
+    const m = /"address":"(ws:[^"]+)"/.exec(text);
+    if (m?.[1] !== undefined) resolve(m[1]);
+  });
+});
+const ws = new WebSocket(url);
+await new Promise((resolve) => ws.once("open", resolve));
+const batch = JSON.stringify(Array.from({ length: 1000 }, (_, id) => ({ jsonrpc: "2.0", id, method: "service.health" })));
+for (let i = 1; i <= 3; i++) {
+  const started = performance.now();
+  await new Promise((resolve) => {
+    ws.once("message", resolve);
+    ws.send(batch);
+  });
+  console.log(`batch ${i}: 1,000 service.health calls answered in ${(performance.now() - started).toFixed(1)} ms`);
+}
+ws.close();
+service.kill("SIGTERM");
