@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `bttackler` command line. */
 import { readFileSync } from "node:fs";
+import { CALIBRATE_HELP, calibrateCommand } from "./calibrate.js";
 import { REPLAY_HELP, replayCommand } from "./replay.js";
 import { REPORT_HELP, reportCommand } from "./report.js";
 import { SERVE_HELP, serveCommand } from "./serve.js";
@@ -16,6 +17,7 @@ Commands:
   replay [--config FILE] [FILE]   diagnose a JSON-lines event stream, one verdict line per payload
   serve [--port P] [--db PATH]    run the diagnosis service (JSON-RPC 2.0 over WebSocket or --stdio)
   report --db FILE [--out FILE]   write an HTML page of a service database's studies (curves, symptoms)
+  calibrate [--budget R] TRACES   choose rule thresholds from recorded traces within a false-kill budget
 
 Options:
   -h, --help       show this help (bttackler <command> --help for a command)
@@ -36,6 +38,7 @@ const COMMANDS: Record<string, Command> = {
   replay: { help: REPLAY_HELP, run: (argv) => replayCommand(argv, io) },
   serve: { help: SERVE_HELP, run: (argv) => serveCommand(argv, VERSION) },
   report: { help: REPORT_HELP, run: (argv) => reportCommand(argv, io) },
+  calibrate: { help: CALIBRATE_HELP, run: (argv) => calibrateCommand(argv, io) },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,11 +1,11 @@
 /** `bttackler replay`: diagnoses a JSON-lines event stream, one verdict line per payload, flushed at once. */
-import { createReadStream, readFileSync, statSync, type ReadStream } from "node:fs";
+import { createReadStream, statSync, type ReadStream } from "node:fs";
 import type { Readable, Writable } from "node:stream";
 import { parseArgs } from "node:util";
 import { Replayer } from "../replay/replayer.js";
-import { parseJson } from "../schema/json.js";
 import { resolveConfig } from "../schema/validate.js";
 import { readLines } from "../io/lines.js";
+import { loadConfigFile } from "./config-file.js";
 import { createProgress, type Progress, type ProgressStream } from "./progress.js";
 import { UsageError } from "./usage.js";
 
@@ -57,7 +57,7 @@ export async function replayCommand(argv: string[], io: ReplayStreams): Promise<
   if (!Number.isInteger(maxLine) || maxLine < 1) {
     throw new UsageError(`--max-line-bytes must be a positive integer, got ${JSON.stringify(values["max-line-bytes"])}`);
   }
-  const config = values.config === undefined ? resolveConfig({}) : loadConfig(values.config);
+  const config = values.config === undefined ? resolveConfig({}) : loadConfigFile(values.config);
   const file = positionals[0];
   const input = file === undefined || file === "-" ? io.stdin : createReadStream(file);
   const progress = file === undefined || file === "-" ? undefined : fileProgress(file, input as ReadStream, io);
@@ -117,16 +117,3 @@ function fileProgress(file: string, input: ReadStream, io: ReplayStreams): Progr
   };
 }
 
-function loadConfig(path: string): ReturnType<typeof resolveConfig> {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new UsageError(`cannot read --config ${path}: ${(err as Error).message}`);
-  }
-  try {
-    return resolveConfig(parseJson(text), "config");
-  } catch (err) {
-    throw new UsageError(`--config ${path}: ${(err as Error).message}`);
-  }
-}

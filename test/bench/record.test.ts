@@ -11,7 +11,11 @@ import { parseRecordArgs } from "./record.js";
 import { Prng, STREAMS, streamSeed } from "./record/prng.js";
 import { record, shardPath, type RecordOptions } from "./record/recorder.js";
 import { OPTIMIZERS, sampleConfig } from "./record/search-space.js";
-import { readTraceFile, type TraceTrial } from "./record/trace-format.js";
+import { readTraceFile as readAnyTraceFile, type TraceTrial as AnyTraceTrial } from "../../src/replay/trace-format.js";
+import type { ModelKind, TrialConfig } from "./record/search-space.js";
+
+type TraceTrial = AnyTraceTrial<TrialConfig, ModelKind>;
+const readTraceFile = (path: string) => readAnyTraceFile<TrialConfig, ModelKind>(path);
 
 const dir = mkdtempSync(join(tmpdir(), "bttackler-record-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@
  * seeded split: 3000 train / 2000 val / 2000 test) with the tfjs reporter, every trial for
  * all its epochs (never stopped, NaN epochs included), and appends per trial one JSON line:
  * its config, every epoch's payload v1 with its held-out test accuracy and seconds, and its
- * status. Format: test/bench/record/trace-format.ts; docs/benchmarks.md, section "Traces".
+ * status. Format: src/replay/trace-format.ts; docs/benchmarks.md, section "Traces".
  *
  * Search space (test/bench/record/search-space.ts), after the paper's Cifar10CNN space:
  *   lr            log-uniform 1e-4 – 0.4

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { runCli as run, type CliRun } from "./run-cli.js";
 
 
-const COMMANDS = ["replay", "serve", "report"];
+const COMMANDS = ["replay", "serve", "report", "calibrate"];
 
 describe("bttackler --help", { timeout: 60_000 }, () => {
   it("lists every subcommand", async () => {

@@ -1,6 +1,6 @@
 /**
  * The trace recorder: trains trials 0..N-1 of a seeded random search and appends one
- * bttackler.trace.v1 line per trial (see trace-format.ts) to a JSON lines file.
+ * bttackler.trace.v1 line per trial (see src/replay/trace-format.ts) to a JSON lines file.
  *
  * - Seeded: trial i's config, initial weights, batch order and dropout masks come from
  *   (seed, i) only (separate PRNG streams; tfjs's own Math.random draws are redirected to
@@ -23,7 +23,11 @@ import { loadMnistSplit, PIXELS, SPLIT_SEED, type SplitSizes } from "./data.js";
 import { buildModel } from "./model.js";
 import { Prng, STREAMS, streamSeed, withSeededMathRandom } from "./prng.js";
 import { SEARCH_SPACE_VERSION, sampleConfig, type ModelKind, type TrialConfig } from "./search-space.js";
-import { TRACE_FORMAT, parseTraces, settingsOf, type TraceEpoch, type TraceSettings, type TraceStatus, type TraceTrial } from "./trace-format.js";
+import { TRACE_FORMAT, parseTraces as parseAnyTraces, settingsOf, type TraceEpoch, type TraceSettings as AnyTraceSettings, type TraceStatus, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
+
+type TraceSettings = AnyTraceSettings<ModelKind>;
+type TraceTrial = AnyTraceTrial<TrialConfig, ModelKind>;
+const parseTraces = (text: string, source: string) => parseAnyTraces<TrialConfig, ModelKind>(text, source);
 
 export type BackendName = "wasm" | "cpu";
 

@@ -7,7 +7,11 @@
 import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { readTraceFile, type TraceTrial } from "./trace-format.js";
+import { readTraceFile as readAnyTraceFile, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
+import type { ModelKind, TrialConfig } from "./search-space.js";
+
+type TraceTrial = AnyTraceTrial<TrialConfig, ModelKind>;
+const readTraceFile = (path: string) => readAnyTraceFile<TrialConfig, ModelKind>(path);
 
 /** Val accuracy below this is "at chance" for 10 balanced classes (chance is 0.1). */
 export const CHANCE_CEILING = 0.2;

@@ -1,6 +1,7 @@
 /**
  * The trace format (bttackler.trace.v1): one JSON line per recorded trial, written by
- * `npm run bench:record` and read by the HPO simulator. Every line stands on its own (it
+ * `npm run bench:record` (test/bench/record) and read by the HPO simulator and by
+ * `bttackler calibrate`. Every line stands on its own (it
  * repeats the recording's settings), so a file can be resumed, cut or concatenated.
  *
  * ```
@@ -34,8 +35,10 @@
  */
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import type { PayloadV1 } from "../../../src/diagnosis/types.js";
-import type { ModelKind, TrialConfig } from "./search-space.js";
+import type { PayloadV1 } from "../diagnosis/types.js";
+
+/** A trial's hyperparameters as the recorder wrote them (test/bench/record/search-space.ts types them precisely). */
+export type TraceConfig = Record<string, unknown>;
 
 export const TRACE_FORMAT = "bttackler.trace.v1";
 
@@ -50,22 +53,23 @@ export interface TraceEpoch {
 }
 
 /** What a recording is made of; two recordings with equal settings may share a file. */
-export interface TraceSettings {
+export interface TraceSettings<M extends string = string> {
   dataset: "mnist";
   /** SEARCH_SPACE_VERSION of search-space.ts. */
   search_space: number;
   seed: number;
-  model: ModelKind;
+  model: M;
   backend: string;
   max_epochs: number;
   split: { train: number; val: number; test: number; seed: number };
   reporter: { sample_every: number; probe: number };
 }
 
-export interface TraceTrial extends TraceSettings {
+/** One trial line; `C` and `M` narrow the config and model kind for a reader that knows its search space. */
+export interface TraceTrial<C extends object = TraceConfig, M extends string = string> extends TraceSettings<M> {
   format: typeof TRACE_FORMAT;
   trial: number;
-  config: TrialConfig;
+  config: C;
   epochs: TraceEpoch[];
   status: TraceStatus;
   first_non_finite_step: number | null;
@@ -81,18 +85,19 @@ export interface TraceTrial extends TraceSettings {
 }
 
 /** The settings part of a trial line, for comparing a file's lines with a new recording. */
-export function settingsOf(trial: TraceSettings): TraceSettings {
+export function settingsOf<M extends string>(trial: TraceSettings<M>): TraceSettings<M> {
   const { dataset, search_space, seed, model, backend, max_epochs, split, reporter } = trial;
   return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter } };
 }
 
-export interface ParsedTraces {
-  trials: TraceTrial[];
+export interface ParsedTraces<C extends object = TraceConfig, M extends string = string> {
+  trials: TraceTrial<C, M>[];
   /** Bytes of a last line that was cut short (a recording killed mid-write); 0 when none. */
   partialTailBytes: number;
 }
 
-function isTraceTrial(value: unknown): value is TraceTrial {
+/** Whether a parsed line looks like a trace trial (format tag, trial index, epochs, config); the fields inside are not checked. */
+export function isTraceTrial(value: unknown): value is TraceTrial {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Partial<TraceTrial>;
   return v.format === TRACE_FORMAT && Number.isInteger(v.trial) && Array.isArray(v.epochs) && typeof v.config === "object";
@@ -101,9 +106,10 @@ function isTraceTrial(value: unknown): value is TraceTrial {
 /**
  * Parses trace lines. A last line without its newline that does not parse is a cut-short
  * write and is left out (its size is reported); any other bad line is an error naming it.
+ * `C` and `M` are the caller's word for the config and model types (they are not checked).
  */
-export function parseTraces(text: string, source = "traces"): ParsedTraces {
-  const trials: TraceTrial[] = [];
+export function parseTraces<C extends object = TraceConfig, M extends string = string>(text: string, source = "traces"): ParsedTraces<C, M> {
+  const trials: TraceTrial<C, M>[] = [];
   let partialTailBytes = 0;
   const lines = text.split("\n");
   const endsWithNewline = text.endsWith("\n");
@@ -121,14 +127,14 @@ export function parseTraces(text: string, source = "traces"): ParsedTraces {
       throw new Error(`${source}:${index + 1}: not JSON (${(err as Error).message})`);
     }
     if (!isTraceTrial(value)) throw new Error(`${source}:${index + 1}: not a ${TRACE_FORMAT} trial line`);
-    trials.push(value);
+    trials.push(value as unknown as TraceTrial<C, M>);
   });
   return { trials, partialTailBytes };
 }
 
 /** Reads a trace file, plain JSON lines or gzip-compressed (told apart by its first bytes, not its name). */
-export function readTraceFile(path: string): ParsedTraces {
+export function readTraceFile<C extends object = TraceConfig, M extends string = string>(path: string): ParsedTraces<C, M> {
   const raw = readFileSync(path);
   const gzipped = raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b;
-  return parseTraces((gzipped ? gunzipSync(raw) : raw).toString("utf8"), path);
+  return parseTraces<C, M>((gzipped ? gunzipSync(raw) : raw).toString("utf8"), path);
 }

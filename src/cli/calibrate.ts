@@ -1,0 +1,111 @@
+/** `bttackler calibrate`: replays recorded traces (bttackler.trace.v1) to choose rule thresholds within a false-kill budget. */
+import { writeFileSync } from "node:fs";
+import type { Writable } from "node:stream";
+import { isDeepStrictEqual, parseArgs } from "node:util";
+import { calibrate, configDiff, type CalibrationTrial } from "../calibration/index.js";
+import type { StudyConfig } from "../diagnosis/types.js";
+import { readTraceFile, type TraceTrial } from "../replay/trace-format.js";
+import { defaultConfig, resolveConfig } from "../schema/validate.js";
+import { loadConfigFile } from "./config-file.js";
+import { UsageError } from "./usage.js";
+
+export const CALIBRATE_HELP = `Usage: bttackler calibrate [--budget R] [--config FILE] [--passes N] [--out FILE] TRACES...
+
+Replays recorded traces (bttackler.trace.v1 JSON lines, plain or gzipped, as written by
+npm run bench:record) to choose rule thresholds whose false-kill rate stays within a budget.
+
+  split        trials with an even index calibrate, odd ones evaluate; only the calibration
+               half influences the choice, the evaluation half is reported for information
+  outcome      a trial's final val_acc (never test accuracy); hopeless = non-finite or failed,
+               or final val_acc <= 0.2; top quartile = final val_acc in the split's best 25 %
+  simulation   all trials of a split interleaved by step through one diagnosis engine, as a
+               live study with cohort protection sees them; a trial ends at its first stop
+  search       coordinate descent over the rule families (NF excluded): per family a grid
+               of its main threshold(s), persistence, protectable, and disabled; the
+               candidate saving the most epochs on hopeless trials with a top-quartile
+               stop rate <= R wins
+
+Writes the chosen configuration (config.v1 JSON, only what differs from the defaults) to
+standard output or --out, and a table of before/after figures and of each change on
+standard error. Trials that appear in several files (same index) are counted once.
+
+Options:
+  --budget R       highest share of top-quartile trials stopped, 0..1 (default 0.02)
+  --config FILE    start from this configuration (config.v1 JSON) instead of the defaults
+  --passes N       passes of coordinate descent over the families (default 2)
+  --out FILE       write the configuration here instead of standard output
+  -h, --help       show this help
+
+Docs: docs/benchmarks.md, section "Calibration — bttackler calibrate".
+`;
+
+export interface CalibrateStreams {
+  stdout: Writable;
+  stderr: Writable;
+}
+
+/** A trace trial as calibration sees it. */
+export function calibrationTrial(t: TraceTrial): CalibrationTrial {
+  return { index: t.trial, payloads: t.epochs.map((e) => e.payload), status: t.status };
+}
+
+/** Runs the calibrate command; resolves to the exit code. */
+export async function calibrateCommand(argv: string[], io: CalibrateStreams): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      budget: { type: "string", default: "0.02" },
+      config: { type: "string" },
+      passes: { type: "string", default: "2" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(CALIBRATE_HELP);
+    return 0;
+  }
+  const budget = Number(values.budget);
+  if (values.budget.trim() === "" || !Number.isFinite(budget) || budget < 0 || budget > 1) {
+    throw new UsageError(`--budget must be a number from 0 to 1, got ${JSON.stringify(values.budget)}`);
+  }
+  const passes = Number(values.passes);
+  if (!Number.isInteger(passes) || passes < 1 || passes > 10) {
+    throw new UsageError(`--passes must be an integer from 1 to 10, got ${JSON.stringify(values.passes)}`);
+  }
+  if (positionals.length === 0) throw new UsageError("calibrate needs at least one trace file (see bttackler calibrate --help)");
+  const start = values.config === undefined ? defaultConfig() : loadConfigFile(values.config);
+
+  const byIndex = new Map<number, CalibrationTrial>();
+  for (const file of positionals) {
+    let trials: TraceTrial[];
+    try {
+      trials = readTraceFile(file).trials;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === "string" && code.startsWith("E")) throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
+      throw new UsageError((err as Error).message);
+    }
+    for (const t of trials) if (!byIndex.has(t.trial)) byIndex.set(t.trial, calibrationTrial(t));
+  }
+  if (byIndex.size === 0) throw new UsageError(`no trials in ${positionals.join(", ")}`);
+
+  const result = calibrate([...byIndex.values()], start, { budget, passes });
+  const diff = configDiff(result.config, defaultConfig());
+  const check: StudyConfig = resolveConfig(diff, "calibrated config");
+  if (!isDeepStrictEqual(check, result.config)) throw new Error("internal: the written config does not resolve to the chosen one");
+  const text = `${JSON.stringify(diff, null, 2)}\n`;
+  io.stderr.write(`${byIndex.size} trials (${result.calibration.trials} calibration, ${result.evaluation.trials} evaluation), ${result.simulations} simulated studies\n\n`);
+  io.stderr.write(result.report);
+  if (values.out === undefined) io.stdout.write(text);
+  else {
+    try {
+      writeFileSync(values.out, text);
+    } catch (err) {
+      throw new UsageError(`cannot write --out ${values.out}: ${(err as Error).message}`);
+    }
+  }
+  return 0;
+}
+
