@@ -43,9 +43,11 @@ interface PauseTally {
 }
 
 /** Garbage-collection pauses of this thread, young generation (scavenges) apart from the rest. */
+const noPauses = (): PauseTally => ({ count: 0, total_ms: 0, max_ms: 0 });
+
 class GcPauses {
-  private young: PauseTally = { count: 0, total_ms: 0, max_ms: 0 };
-  private other: PauseTally = { count: 0, total_ms: 0, max_ms: 0 };
+  private young = noPauses();
+  private other = noPauses();
   private readonly observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) this.add(entry);
   });
@@ -66,8 +68,8 @@ class GcPauses {
   take(): { young: PauseTally; other: PauseTally } {
     const round = (t: PauseTally): PauseTally => ({ count: t.count, total_ms: Number(t.total_ms.toFixed(3)), max_ms: Number(t.max_ms.toFixed(3)) });
     const figures = { young: round(this.young), other: round(this.other) };
-    this.young = { count: 0, total_ms: 0, max_ms: 0 };
-    this.other = { count: 0, total_ms: 0, max_ms: 0 };
+    this.young = noPauses();
+    this.other = noPauses();
     return figures;
   }
 }

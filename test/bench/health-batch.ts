@@ -5,21 +5,11 @@
  *
  *   npx tsx test/bench/health-batch.ts      (after npm run build)
  */
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { startService, stopService } from "../fuzz/service-process.js";
 
-const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
-const service = spawn(process.execPath, [CLI, "serve", "--port", "0", "--db", ":memory:"], { stdio: ["ignore", "ignore", "pipe"] });
-const url = await new Promise<string>((resolve) => {
-  let text = "";
-  service.stderr.on("data", (d: Buffer) => {
-    text += d.toString();
-    const m = /"address":"(ws:[^"]+)"/.exec(text);
-    if (m?.[1] !== undefined) resolve(m[1]);
-  });
-});
-const ws = new WebSocket(url);
+const service = await startService({ db: ":memory:" });
+const ws = new WebSocket(service.url);
 await new Promise((resolve) => ws.once("open", resolve));
 const batch = JSON.stringify(Array.from({ length: 1000 }, (_, id) => ({ jsonrpc: "2.0", id, method: "service.health" })));
 for (let i = 1; i <= 3; i++) {
@@ -31,4 +21,4 @@ for (let i = 1; i <= 3; i++) {
   console.log(`batch ${i}: 1,000 service.health calls answered in ${(performance.now() - started).toFixed(1)} ms`);
 }
 ws.close();
-service.kill("SIGTERM");
+await stopService(service);
