@@ -27,19 +27,44 @@ export type DeepPartial<T> = T extends readonly (infer U)[]
 
 export type ConfigOverrides = DeepPartial<StudyConfig>;
 
-/** A fully resolved config: schema defaults plus the overrides (validated by the schema). */
-export function makeConfig(overrides: ConfigOverrides = {}): StudyConfig {
-  return resolveConfig(overrides);
+/**
+ * The rule options as they were before the defaults were calibrated on recorded traces
+ * (docs/benchmarks.md, "Defaults"). The tests of each family's formula and of the engine's
+ * mechanics (persistence, protection, stages) were written against these values and pin
+ * them, so that they keep testing the mechanics whatever the defaults become; the shipped
+ * defaults are checked on `resolveConfig({})` in test/schema/defaults.test.ts.
+ */
+export const PRE_CALIBRATION_RULES = {
+  DIV: { factor: 2 },
+  VG: { persistence: 2, protectable: true },
+  DR: { enabled: true },
+  SAT: { enabled: true },
+  UWR: { persistence: 2, protectable: true },
+  SC: { persistence: 2, protectable: true, early_cv_min: 1e-4, early_val_check: false },
+  HO: { cv_min: 0.2 },
+  OF: { enabled: true },
+  LAG: { enabled: false },
+} as const satisfies ConfigOverrides["rules"];
+
+/** Per family, the pinned options under the given ones. */
+function pinnedRules(overrides: ConfigOverrides): Record<string, Record<string, unknown>> {
+  const given = (overrides.rules ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  const pinned = PRE_CALIBRATION_RULES as Record<string, Record<string, unknown> | undefined>;
+  const rules: Record<string, Record<string, unknown>> = {};
+  for (const code of SYMPTOM_CODES) rules[code] = { ...pinned[code], ...given[code] };
+  return rules;
 }
 
-/** A config in which only the listed families are enabled (the others are switched off). */
+/** A fully resolved config: schema defaults, PRE_CALIBRATION_RULES over them, the overrides over both (validated by the schema). */
+export function makeConfig(overrides: ConfigOverrides = {}): StudyConfig {
+  return resolveConfig({ ...overrides, rules: pinnedRules(overrides) } as ConfigOverrides);
+}
+
+/** Like makeConfig, but only the listed families are enabled (the others are switched off). */
 export function onlyRules(codes: readonly SymptomCode[], overrides: ConfigOverrides = {}): StudyConfig {
-  const rules: Record<string, unknown> = {};
-  for (const code of SYMPTOM_CODES) {
-    const given = (overrides.rules as Record<string, Record<string, unknown> | undefined> | undefined)?.[code] ?? {};
-    rules[code] = { ...given, enabled: codes.includes(code) };
-  }
-  return resolveConfig({ ...overrides, rules });
+  const rules = pinnedRules(overrides);
+  for (const code of SYMPTOM_CODES) rules[code] = { ...rules[code], enabled: codes.includes(code) };
+  return resolveConfig({ ...overrides, rules } as ConfigOverrides);
 }
 
 export function makeEngine(overrides: ConfigOverrides = {}): DiagnosisEngine {
@@ -133,6 +158,7 @@ export function ctxFrom(history: readonly PayloadV1[], maxSteps?: number): RuleC
     maxSteps: maxSteps ?? last.max_steps,
     payload: last,
     series: (metric) => series.get(metric) ?? empty,
+    peers: () => undefined,
   };
 }
 

@@ -10,7 +10,7 @@ import type { RulesConfig, RuleOptions, SymptomCode } from "../diagnosis/types.j
 export type RulePatch = Partial<RuleOptions> & Record<string, unknown>;
 
 /** Families in the order coordinate descent visits them (the engine's order, NF left out). */
-export const TUNED_FAMILIES: readonly Exclude<SymptomCode, "NF">[] = ["EG", "DIV", "VG", "DR", "DEAD", "SAT", "UWR", "SC", "HO", "OF", "NMG"];
+export const TUNED_FAMILIES: readonly Exclude<SymptomCode, "NF">[] = ["EG", "DIV", "VG", "DR", "DEAD", "SAT", "UWR", "SC", "HO", "OF", "NMG", "LAG"];
 
 /** Main threshold settings per family, looser and stricter than the defaults. */
 const THRESHOLDS: Record<Exclude<SymptomCode, "NF">, RulePatch[]> = {
@@ -41,10 +41,12 @@ const THRESHOLDS: Record<Exclude<SymptomCode, "NF">, RulePatch[]> = {
     { median_max: 2, median_min: 1e-8 },
     { median_max: 5, median_min: 1e-9 },
   ],
-  SC: [{ early_cv_min: 1e-2 }, { early_cv_min: 1e-3 }, { early_cv_min: 1e-4 }, { early_cv_min: 1e-5 }],
+  // the early flat-curve check on the train loss alone, and on the val loss too
+  SC: [1e-2, 1e-3, 1e-4, 1e-5].flatMap((early_cv_min) => [false, true].map((early_val_check) => ({ early_cv_min, early_val_check }))),
   HO: [{ cv_min: 0.1 }, { cv_min: 0.2 }, { cv_min: 0.4 }, { cv_min: 0.8 }],
   OF: [{ rise_ratio: 1.02 }, { rise_ratio: 1.05 }, { rise_ratio: 1.1 }, { rise_ratio: 1.2 }],
   NMG: [{ window: 4 }, { window: 6 }, { window: 8 }, { window: 10 }],
+  LAG: [0.3, 0.4, 0.5, 0.6].flatMap((max_better_share) => [2, 3].map((min_step) => ({ max_better_share, min_step }))),
 };
 
 const PERSISTENCE = [1, 2, 3];

@@ -11,7 +11,10 @@
  *  2. protection: the trial's protection metric is compared with the cohort at its
  *     step (other trials only), then added to that cohort; once protected, always;
  *  3. every enabled rule whose stage window and min_step admit the step is checked;
- *     NF first, and when NF fires no other rule is checked;
+ *     NF first, and when NF fires no other rule is checked; a rule comparing trials (LAG)
+ *     sees the other trials' values at the step (peers.ts), to which this report's are
+ *     added after the checks; a trial that stops or ends stays among the peers of later
+ *     steps at its last value;
  *  4. a family detected at this step counts one more consecutive detection; a step
  *     where it is not detected (healthy, inputs missing, outside its stage or
  *     min_step, or skipped after NF) resets the count; it stops the trial when the count reaches
@@ -20,6 +23,7 @@
  *     done then, and a stop would only lose its result (a host prunes or kills the trial).
  */
 import { Cohort } from "./cohort.js";
+import { Peers } from "./peers.js";
 import { EngineInputError } from "./errors.js";
 import type { RuleContext, Series, SymptomRule } from "./rule.js";
 import { inStage } from "./rule.js";
@@ -40,6 +44,8 @@ class TrialState {
   protected = false;
   stop: Verdict | undefined;
   ended: TrialEndState | undefined;
+  /** Whether the trial has left the peers (stopped or ended). */
+  departed = false;
   readonly series = new Map<string, MutableSeries>();
   readonly streak = new Map<SymptomCode, number>();
   readonly verdicts = new Map<number, Verdict>();
@@ -71,11 +77,13 @@ export interface TrialSummary {
 export class DiagnosisEngine {
   private readonly rules: SymptomRule[];
   private readonly cohort: Cohort;
+  private readonly peers: Peers;
   private readonly trials = new Map<string, TrialState>();
 
   constructor(readonly config: StudyConfig) {
     this.rules = createRules(config.rules);
     this.cohort = new Cohort(config.protection);
+    this.peers = new Peers(new Set(this.rules.flatMap((rule) => rule.peerMetrics ?? [])));
   }
 
   /** Diagnoses one payload of a trial. Throws EngineInputError, changing nothing, for an out-of-order step or an ended trial. */
@@ -113,6 +121,7 @@ export class DiagnosisEngine {
     this.trials.set(trialId, trial);
     if (trial.ended !== undefined) return false;
     trial.ended = state;
+    this.depart(trial);
     return true;
   }
 
@@ -173,6 +182,7 @@ export class DiagnosisEngine {
       maxSteps,
       payload,
       series: (metric) => trial.series.get(metric) ?? EMPTY_SERIES,
+      peers: (metric) => this.peers.view(metric, step),
     };
 
     const symptoms: Symptom[] = [];
@@ -202,14 +212,31 @@ export class DiagnosisEngine {
       }
     }
 
+    for (const [metric, raw] of Object.entries(payload.metrics ?? {})) {
+      const v = finite(raw);
+      if (v !== undefined) this.peers.add(metric, step, v);
+    }
+
     const stopping = symptoms.filter((s) => s.action === "stop");
     const verdict: Verdict = { trial: trialId, step, stop: stopping.length > 0, protected: trial.protected, symptoms };
     if (verdict.stop) {
       verdict.reason = stopping.map((s) => `${s.code} ${s.rule}: ${s.message}`).join("; ");
       verdict.stopped_at = step;
       trial.stop = verdict;
+      this.depart(trial);
     }
     return verdict;
+  }
+
+  /** A trial leaves the study: it stays among the peers of later steps at its last value of each metric. */
+  private depart(trial: TrialState): void {
+    if (trial.departed) return;
+    trial.departed = true;
+    for (const [metric, s] of trial.series) {
+      if (!this.peers.tracks(metric)) continue;
+      const last = s.values.length - 1;
+      if (last >= 0) this.peers.depart(metric, trial.lastStep, s.values[last] as number);
+    }
   }
 
   private protect(trial: TrialState, payload: PayloadV1): void {

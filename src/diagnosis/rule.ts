@@ -7,6 +7,7 @@
  * only its formula.
  */
 import type { Evidence, LayerIndicators, PayloadV1, RuleOptions, SymptomCode } from "./types.js";
+import type { PeerView } from "./peers.js";
 import { finite } from "./stats.js";
 
 /** One condition of a family that holds at this step. */
@@ -29,11 +30,15 @@ export interface RuleContext {
   readonly payload: PayloadV1;
   /** Finite values reported so far for a metric (current step included). */
   series(metric: string): Series;
+  /** The other trials at this step for a metric a rule declared in `peerMetrics`; undefined otherwise. */
+  peers(metric: string): PeerView | undefined;
 }
 
 export interface SymptomRule {
   readonly code: SymptomCode;
   readonly options: RuleOptions;
+  /** Metrics whose values across trials the rule compares (the engine keeps their peers). */
+  readonly peerMetrics?: readonly string[];
   /** The findings that hold at this step; empty when healthy or when the inputs are missing. */
   check(ctx: RuleContext): Finding[];
 }

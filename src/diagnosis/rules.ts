@@ -13,6 +13,7 @@ import { SlowConvergenceRule } from "./slow-convergence.js";
 import { HeavyOscillationRule } from "./oscillation.js";
 import { OverfittingRule } from "./overfitting.js";
 import { NoMoreGainRule } from "./no-more-gain.js";
+import { LaggingRule } from "./lagging.js";
 
 export function createRules(rules: RulesConfig): SymptomRule[] {
   const all: SymptomRule[] = [
@@ -28,6 +29,7 @@ export function createRules(rules: RulesConfig): SymptomRule[] {
     new HeavyOscillationRule(rules.HO),
     new OverfittingRule(rules.OF),
     new NoMoreGainRule(rules.NMG),
+    new LaggingRule(rules.LAG),
   ];
   return all.filter((rule) => rule.options.enabled);
 }

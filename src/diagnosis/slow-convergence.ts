@@ -1,14 +1,17 @@
 /**
  * SC — slow convergence.
  *
- * Early (step < floor(late_start * max_steps)), on the train loss curve L so far:
+ * Early (step < floor(late_start * max_steps)), on the train loss curve L so far, and with
+ *   early_val_check also on the val loss curve (each on its own):
  *   fires when |L| >= early_min_points and CV(L) < early_cv_min            (rule flat_curve)
+ *   A train loss can keep falling while nothing is learnt (a weight-decay term shrinking,
+ *   a huge initial loss coming down to chance): the val curve then sits flat at chance.
  * Late (step >= floor(late_start * max_steps)), separately for the train and the val
  *   loss curve L (|L| >= late_min_points), split at h = floor(|L| / 2):
  *   fires when CV(L[h:]) > CV(L[:h])                                       (rule late_cv_rising)
  * CV = std / mean (population std); a curve with a non-positive mean has no CV and is skipped.
  * Defaults: early_cv_min = 1e-4 (p_sc1), early_min_points = 3, late_min_points = 6
- *   (the reference's window), late_start = 0.5, late_check = false: the late check is off
+ *   (the reference's window), late_start = 0.5, early_val_check = false, late_check = false: the late check is off
  *   by default, because CV is scale-free: on a loss that decays exponentially towards a
  *   small floor both halves have nearly the same CV, so noise decides, and on a steady
  *   linear decline the second half's CV is larger (same spread, smaller mean). Healthy
@@ -38,17 +41,20 @@ export class SlowConvergenceRule implements SymptomRule {
 
   private early(ctx: RuleContext): Finding[] {
     const o = this.options;
-    const values = ctx.series(o.metric).values;
-    if (values.length < o.early_min_points) return [];
-    const c = cv(values);
-    if (c === undefined || !(c < o.early_cv_min)) return [];
-    return [
-      {
-        rule: "flat_curve",
-        message: `${o.metric} has not moved: CV ${fmt(c)} over ${values.length} steps (limit ${fmt(o.early_cv_min)})`,
-        evidence: { indicator: `cv(${o.metric})`, value: c, threshold: o.early_cv_min },
-      },
-    ];
+    const metrics = o.early_val_check ? [o.metric, o.val_metric] : [o.metric];
+    return metrics.flatMap((metric): Finding[] => {
+      const values = ctx.series(metric).values;
+      if (values.length < o.early_min_points) return [];
+      const c = cv(values);
+      if (c === undefined || !(c < o.early_cv_min)) return [];
+      return [
+        {
+          rule: "flat_curve",
+          message: `${metric} has not moved: CV ${fmt(c)} over ${values.length} steps (limit ${fmt(o.early_cv_min)})`,
+          evidence: { indicator: `cv(${metric})`, value: c, threshold: o.early_cv_min },
+        },
+      ];
+    });
   }
 
   private late(ctx: RuleContext, metric: string): Finding[] {

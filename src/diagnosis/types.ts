@@ -63,7 +63,8 @@ export type SymptomCode =
   | "DIV"
   | "UWR"
   | "SAT"
-  | "DEAD";
+  | "DEAD"
+  | "LAG";
 
 export const SYMPTOM_CODES: readonly SymptomCode[] = [
   "NF",
@@ -78,6 +79,7 @@ export const SYMPTOM_CODES: readonly SymptomCode[] = [
   "UWR",
   "SAT",
   "DEAD",
+  "LAG",
 ];
 
 /** The numbers behind a symptom. `value` is null when the offending value is non-finite. */
@@ -174,6 +176,8 @@ export interface SlowConvergenceOptions extends RuleOptions {
   val_metric: string;
   early_cv_min: number;
   early_min_points: number;
+  /** Whether the early check (flat_curve) also runs on val_metric. */
+  early_val_check: boolean;
   late_min_points: number;
   /** Where the late check starts, as a fraction of max_steps. */
   late_start: number;
@@ -220,6 +224,15 @@ export interface DeadUnitOptions extends RuleOptions {
   exclude_output_layer: boolean;
 }
 
+export interface LaggingOptions extends RuleOptions {
+  metric: string;
+  direction: Direction;
+  /** Fires when more than this share of the peers did strictly better. */
+  max_better_share: number;
+  /** Peers needed before the rule judges. */
+  min_cohort: number;
+}
+
 export interface RulesConfig {
   NF: NonFiniteOptions;
   EG: ExplodingGradientOptions;
@@ -233,6 +246,7 @@ export interface RulesConfig {
   UWR: UpdateRatioOptions;
   SAT: SaturationOptions;
   DEAD: DeadUnitOptions;
+  LAG: LaggingOptions;
 }
 
 export interface ProtectionConfig {

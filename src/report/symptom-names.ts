@@ -14,4 +14,5 @@ export const SYMPTOM_NAMES: Readonly<Record<SymptomCode, string>> = {
   HO: "heavy oscillation",
   OF: "overfitting",
   NMG: "no more gain",
+  LAG: "lagging behind the cohort",
 };

@@ -2,13 +2,15 @@
 import { describe, expect, it } from "vitest";
 import { calibrate, configDiff, falseKillRate, prepare, simulateStudy, splitTrials } from "../../src/calibration/index.js";
 import { defaultConfig, resolveConfig } from "../../src/schema/validate.js";
+import { makeConfig } from "../helpers.js";
 import { trials, type Kind, kinds } from "./synthetic.js";
 
 describe("calibrate", () => {
-  const defaults = defaultConfig();
+  // the rules before calibration (test/helpers.ts): DIV at factor 2 false-kills the spiky top trials
+  const defaults = makeConfig();
   const result = calibrate(trials(), defaults, { budget: 0.02 });
 
-  it("starts from a default config that false-kills the spiky top trials through DIV", () => {
+  it("starts from the pre-calibration config that false-kills the spiky top trials through DIV", () => {
     expect(result.calibration.before.topQuartileStopped).toBeGreaterThanOrEqual(8);
     expect(falseKillRate(result.calibration.before)).toBeGreaterThan(0.02);
   });
@@ -42,10 +44,10 @@ describe("calibrate", () => {
   });
 
   it("writes only what differs from the defaults, and that resolves to the chosen config", () => {
-    const diff = configDiff(result.config, defaults);
+    const diff = configDiff(result.config, defaultConfig());
     expect(Object.keys(diff)).toEqual(["rules"]);
     expect(resolveConfig(diff)).toEqual(result.config);
-    expect(configDiff(defaults, defaults)).toEqual({});
+    expect(configDiff(defaultConfig(), defaultConfig())).toEqual({});
   });
 
   it("with a budget of 1 may stop anything, and never saves fewer hopeless epochs than where it started", () => {

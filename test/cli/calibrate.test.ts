@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { PRE_CALIBRATION_RULES } from "../helpers.js";
 import { resolveConfig } from "../../src/schema/validate.js";
 import { traceLines, trials } from "../calibration/synthetic.js";
 import { runCli as run } from "./run-cli.js";
@@ -48,7 +49,10 @@ describe("bttackler calibrate", { timeout: 60_000 }, () => {
   });
 
   it("writes a config.v1 diff that resolveConfig accepts, and the table on standard error", async () => {
-    const r = await run(["calibrate", traces]);
+    // from the pre-calibration rules, under which DIV false-kills the spiky top trials of the synthetic set
+    const start = join(dir, "pre-calibration.json");
+    writeFileSync(start, JSON.stringify({ rules: PRE_CALIBRATION_RULES }));
+    const r = await run(["calibrate", "--config", start, traces]);
     expect(r.stderr).toContain("64 trials (32 calibration, 32 evaluation)");
     expect(r.code).toBe(0);
     const diff = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -63,7 +67,7 @@ describe("bttackler calibrate", { timeout: 60_000 }, () => {
     const odd = join(dir, "odd.jsonl");
     writeFileSync(odd, traceLines(all.filter((t) => t.index % 2 === 1)));
     const out = join(dir, "chosen.json");
-    const again = await run(["calibrate", "--out", out, gz, odd, odd]);
+    const again = await run(["calibrate", "--config", start, "--out", out, gz, odd, odd]);
     expect(again.code).toBe(0);
     expect(again.stdout).toBe("");
     expect(readFileSync(out, "utf8")).toBe(r.stdout);

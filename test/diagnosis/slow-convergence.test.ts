@@ -34,11 +34,12 @@ const SWINGING = [2.0, 1.9, 1.8, 1.7, 1.6, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0];
 describe("SC rule formula", () => {
   it("has the documented defaults", () => {
     const o = makeConfig().rules.SC;
-    expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.late_min_points, o.late_start, o.late_check]).toEqual([
+    expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.early_val_check, o.late_min_points, o.late_start, o.late_check]).toEqual([
       "train_loss",
       "val_loss",
       1e-4,
       3,
+      false,
       6,
       0.5,
       false,
@@ -84,11 +85,24 @@ describe("SC rule formula", () => {
       expect(check(curve([-1, -1, -1]))).toEqual([]);
     });
 
-    it("reads the train metric only", () => {
+    it("reads the train metric only, unless early_val_check", () => {
       expect(check(curves([2.3, 1.8, 1.4], [1, 1, 1]))).toEqual([]);
       expect(check(curve([0.7, 0.7, 0.7], "loss"), 20, { SC: { metric: "loss" } }).map((f) => f.rule)).toEqual([
         "flat_curve",
       ]);
+    });
+
+    it("with early_val_check, also fires on a flat val loss while the train loss falls (nothing learnt)", () => {
+      const on = { SC: { early_val_check: true } };
+      // a weight-decay term shrinking: train falls, val sits at chance (ln 10)
+      const findings = check(curves([6.9, 5.9, 4.9], [2.3026, 2.3026, 2.3025]), 20, on);
+      expect(findings.map((f) => f.evidence.indicator)).toEqual(["cv(val_loss)"]);
+      expect(findings[0]?.message).toMatch(/^val_loss has not moved/);
+      // each curve is judged on its own: both flat gives two findings, a moving val loss none
+      expect(check(curves([1, 1, 1], [2, 2, 2]), 20, on).map((f) => f.evidence.indicator)).toEqual(["cv(train_loss)", "cv(val_loss)"]);
+      expect(check(curves([2.3, 1.8, 1.4], [2.2, 1.7, 1.3]), 20, on)).toEqual([]);
+      // the val curve needs early_min_points values of its own
+      expect(check(curves([2.3, 1.8, 1.4], [2, 2]), 20, on)).toEqual([]);
     });
 
     it("skips non-finite values in the curve", () => {
