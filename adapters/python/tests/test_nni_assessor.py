@@ -219,7 +219,7 @@ def test_plain_numbers_are_one_metric_and_only_the_metric_rules_see_them(make, c
     assert (stop["rule"], stop["evidence"]["indicator"]) == ("non_finite_metric", "val_acc")
 
     minimizing = make(optimize_mode="minimize", config={"max_steps": 10})
-    losses = [1.0, 0.8, 1.9, 2.4]  # above twice the best (0.8) at two steps in a row: DIV
+    losses = [1.0, 0.8, 2.5, 3.0]  # above 3 x the best (0.8, DIV factor 3) at two steps in a row: DIV
     results = [minimizing.assess_trial("t1", losses[: i + 1]) for i in range(len(losses))]
     assert results == [AssessResult.Good] * 3 + [AssessResult.Bad]
     verdict = client.history(minimizing.study, "t1")["verdicts"][-1]

@@ -4,8 +4,9 @@ Cohort protection is the cross-trial statistic: a trial whose train loss is with
 10 % of the losses other trials reported at the same step (once at least 10 did) is shielded
 from the soft rules (docs/symptoms.md). Two cohort workers, running at the same time, complete
 10 healthy trials (train loss 1.0 + 0.1 × trial number); then a third process runs a probe
-trial with the best loss but vanishing gradients (VG, a soft rule, confirmed at step 1). It is
-protected, so it completes. The same probe in a study without that cohort is pruned by VG.
+trial with the best loss but vanishing gradients (VG, configured here as a protectable rule
+confirmed at step 1; the shipped default stops VG at once, unprotected). It is protected, so
+it completes. The same probe in a study without that cohort is pruned by VG.
 The probe can only be protected if the service saw the cohort workers' trials in the same
 study as the probe's.
 
@@ -25,6 +26,8 @@ HERE = Path(__file__).resolve()
 MAX_STEPS = 20
 HEALTHY = [{"name": "dense1", "grad_abs_mean": 1e-3}, {"name": "dense2", "grad_abs_mean": 1.1e-3}]
 VANISHING = [{"name": "dense1", "grad_abs_mean": 3e-6}, {"name": "dense2", "grad_abs_mean": 3e-6}]
+# VG as a soft rule: protection can shield a trial from it
+CONFIG = {"rules": {"VG": {"protectable": True, "persistence": 2}}}
 
 
 def worker(storage: str, study_name: str, url: str, role: str, n_trials: int) -> None:
@@ -33,7 +36,7 @@ def worker(storage: str, study_name: str, url: str, role: str, n_trials: int) ->
     from bttackler.optuna import BTTacklerPruner, report
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = BTTacklerPruner(url=url)
+    pruner = BTTacklerPruner(url=url, config=CONFIG)
     study = optuna.load_study(study_name=study_name, storage=storage, pruner=pruner)
 
     def objective(trial: Any) -> float:

@@ -72,14 +72,14 @@ def test_a_value_turning_nan_after_good_steps_is_pruned_with_its_reason(pruner: 
 
 @pytest.mark.parametrize("direction, pruned", [("minimize", True), ("maximize", False)])
 def test_a_scalar_is_a_loss_when_minimizing_and_accuracy_like_when_maximizing(pruner: Any, direction: str, pruned: bool) -> None:
-    # 1.0, 0.8, 1.7, 1.9: as a loss it diverges (DIV: above 2x its best at two steps in a row);
+    # 1.0, 0.8, 2.5, 3.0: as a loss it diverges (DIV: above 3x its best at two steps in a row);
     # as an accuracy nothing watches its rise
-    _, trial = run_one(pruner, scalar_objective([1.0, 0.8, 1.7, 1.9, 1.0]), direction)
+    _, trial = run_one(pruner, scalar_objective([1.0, 0.8, 2.5, 3.0, 1.0]), direction)
     if pruned:
         assert trial.state == TrialState.PRUNED
         record = trial.user_attrs[STOP_ATTR]
         assert (record["by"], record["step"], record["symptoms"]) == ("bttackler", 3, ["DIV"])
-        assert record["reason"].startswith("DIV loss_above_best: train_loss 1.9 is more than 2x its best 0.8")
+        assert record["reason"].startswith("DIV loss_above_best: train_loss 3 is more than 3x its best 0.8")
     else:
         assert trial.state == TrialState.COMPLETE
         assert STOP_ATTR not in trial.user_attrs
@@ -89,7 +89,7 @@ def test_asking_twice_at_a_step_gives_the_same_answer_and_diagnoses_the_step_onc
     answers: List[bool] = []
 
     def objective(trial: Any) -> float:
-        for step, value in enumerate([1.0, 0.8, 1.7, 1.9]):
+        for step, value in enumerate([1.0, 0.8, 2.5, 3.0]):
             trial.report(value, step)
             answers.extend([trial.should_prune(), trial.should_prune()])
         return 0.0
