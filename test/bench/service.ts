@@ -13,9 +13,12 @@
  * plus calls that failed. The load generator builds its request texts before the
  * clock starts, so that it takes as little of the shared CPU as it can.
  * Usage: npm run bench:service -- [--clients N] [--steps S] [--rates R1,R2,...]
+ * Environment: BENCH_NODE_ARGS (Node flags for both servers), BENCH_SERVICE_STDOUT=FILE (what
+ * they print), BENCH_TIMELINE=DIR (every request's send time, latency and client, per phase),
+ * BENCH_DB_DIR=DIR (where the service's database goes; default the system's temp dir).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -147,6 +150,8 @@ async function phase(
   const acked = new Set<string>();
   let failed = 0;
   const started = performance.now();
+  // BENCH_TIMELINE=DIR writes each phase's (send time, latency, client) lines to DIR/<label>-<phase>.txt
+  const timeline: string[] | undefined = process.env.BENCH_TIMELINE ? [] : undefined;
   await Promise.all(
     clients.map(async (c, t) => {
       if (intervalMs > 0) await sleep((intervalMs * t) / clients.length);
@@ -155,6 +160,7 @@ async function phase(
         const t0 = performance.now();
         const reply = await c.send(requests[t]?.[step] as string);
         latencies.push(performance.now() - t0);
+        timeline?.push(`${(t0 - started).toFixed(2)} ${(performance.now() - t0).toFixed(3)} ${t}`);
         if (reply.error) failed++;
         else acked.add(`${study}/t${t}@${step}`);
         if (intervalMs > 0) await sleep(Math.max(0, due - performance.now()));
@@ -162,6 +168,7 @@ async function phase(
     }),
   );
   const seconds = (performance.now() - started) / 1000;
+  if (timeline !== undefined) writeFileSync(join(process.env.BENCH_TIMELINE as string, `${isService ? "service" : "floor"}-${name.replace(/[^a-z0-9]+/gi, "_")}.txt`), `# ${(performance.timeOrigin + started).toFixed(1)}\n` + timeline.join("\n"));
   latencies.sort((a, b) => a - b);
   console.log(
     `${name.padEnd(15)} ${String(latencies.length).padStart(6)} decisions in ${seconds.toFixed(2)} s = ${Math.round(latencies.length / seconds)} decisions/s;` +
@@ -268,7 +275,7 @@ async function runAgainst(label: string, args: string[], db: string | undefined)
 
 async function main(): Promise<void> {
   console.log(`bttackler service benchmark: ${CLIENTS} clients × ${STEPS} steps, 10-layer payloads, node ${process.version}, ${cpus().length} CPUs`);
-  const dir = mkdtempSync(join(tmpdir(), "bttackler-bench-"));
+  const dir = mkdtempSync(join(process.env.BENCH_DB_DIR ?? tmpdir(), "bttackler-bench-"));
   const db = join(dir, "bench.db");
   const service = await runAgainst("bttackler serve (SQLite file)", [CLI, "serve", "--port", "0", "--db", db], db);
   rmSync(dir, { recursive: true, force: true });
