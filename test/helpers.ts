@@ -3,6 +3,7 @@
  * builders (10-layer payloads, loss curves), a rule context built from a
  * payload history, and a seeded PRNG (no Math.random anywhere in the tests).
  */
+import { readFileSync } from "node:fs";
 import { DiagnosisEngine } from "../src/diagnosis/engine.js";
 import type { LayerField, RuleContext, Series } from "../src/diagnosis/rule.js";
 import type {
@@ -29,22 +30,15 @@ export type ConfigOverrides = DeepPartial<StudyConfig>;
 
 /**
  * The rule options as they were before the defaults were calibrated on recorded traces
- * (docs/benchmarks.md, "Defaults"). The tests of each family's formula and of the engine's
+ * (docs/benchmarks.md, "Defaults"), read from docs/examples/pre-calibration.json. The tests of
+ * each family's formula and of the engine's
  * mechanics (persistence, protection, stages) were written against these values and pin
  * them, so that they keep testing the mechanics whatever the defaults become; the shipped
- * defaults are checked on `resolveConfig({})` in test/schema/defaults.test.ts.
+ * defaults are checked on `resolveConfig({})` in test/schema/validate.test.ts.
  */
-export const PRE_CALIBRATION_RULES = {
-  DIV: { factor: 2 },
-  VG: { persistence: 2, protectable: true },
-  DR: { enabled: true },
-  SAT: { enabled: true },
-  UWR: { persistence: 2, protectable: true },
-  SC: { persistence: 2, protectable: true, early_cv_min: 1e-4, early_val_check: false },
-  HO: { cv_min: 0.2 },
-  OF: { enabled: true },
-  LAG: { enabled: false },
-} as const satisfies ConfigOverrides["rules"];
+export const PRE_CALIBRATION_RULES = (
+  JSON.parse(readFileSync(new URL("../docs/examples/pre-calibration.json", import.meta.url), "utf8")) as { rules: NonNullable<ConfigOverrides["rules"]> }
+).rules;
 
 /** Per family, the pinned options under the given ones. */
 function pinnedRules(overrides: ConfigOverrides): Record<string, Record<string, unknown>> {

@@ -4,7 +4,7 @@
  * For each metric m in `metrics`, with best = min of m over the earlier steps:
  *   fires when best > 0 and m(t) > factor * best   (rule loss_above_best)
  * With persistence 2 this reads "the loss stayed above twice its best for 2 steps in a row".
- * Defaults: metrics = [train_loss], factor = 2, min_step = 1.
+ * Defaults: metrics = [train_loss], factor = 3 (calibrated on recorded traces, docs/benchmarks.md#defaults), min_step = 1.
  * Stage: every step. Persistence: 2. Protected: no.
  * Source: DESIGN §3 (DIV), new in bttackler.
  */

@@ -5,7 +5,8 @@
  *   the input-side layer excluded when exclude_input_layer (rule grad_zero_frac_high).
  * Defaults: zero_frac_median_max = 0.5 (the reference's p_dr1), exclude_input_layer = true,
  *   min_step = 4 (the reference waits for 5 reported epochs).
- * Stage: every step from min_step. Persistence: 2. Protected: yes.
+ * Stage: every step from min_step. Persistence: 2. Protected: yes. Off by default: on the recorded
+ *   traces it caught no hopeless trial that DEAD missed and stopped mid-quality ones.
  * Source: BTTackler reference (dr_rule1); AUTOTRAINER (ICSE'21) uses zero-gradient ratio >= 0.7.
  * Differences from the reference: the zero fraction of the first layer's kernel
  *   measures input sparsity, not dead units (a healthy MNIST MLP shows 0.41 there),

@@ -8,7 +8,7 @@
  * Formula: fires when |P| >= min_cohort and b / |P| > max_better_share   (rule behind_cohort)
  *   i.e. with the default 0.5, the trial is below the cohort's median at its step.
  * Defaults: metric = "val_acc", direction = "maximize", max_better_share = 0.5,
- *   min_cohort = 10, min_step = 3. Stage: every step. Persistence: 2. Protected: yes.
+ *   min_cohort = 20, min_step = 3. Stage: every step. Persistence: 2. Protected: yes.
  * Source: not a training pathology of the reference; the cohort comparison of the median
  *   stopping rule (Golovin et al., Google Vizier, KDD 2017), made safe for a live study:
  *   a warm-up of min_step steps, persistence, cohort protection, and the departed trials

@@ -6,7 +6,7 @@
  * Carrying them forward keeps the comparison honest in a live study. Without it, the
  * cohort at a late step holds only the survivors, and since the weak trials have been
  * stopped already, a sound trial falls in rank just for having survived among good ones
- * (measured on the recorded traces: a median cut then stopped 44 % of the eventual
+ * (measured on the recorded traces: a median cut then stopped 44.5 % of the eventual
  * top-quartile trials; with carrying forward, none; docs/benchmarks.md).
  *
  * Pure bookkeeping, deterministic in the order of the calls, so a replay rebuilds it.

@@ -7,7 +7,8 @@
  *   the output layer excluded when exclude_output_layer and more than one layer reports
  *   (a confident sigmoid output is saturated by design).
  * Defaults: saturated_frac_median_max = 0.5, exclude_output_layer = true, min_step = 1.
- * Stage: every step. Persistence: 2. Protected: yes.
+ * Stage: every step. Persistence: 2. Protected: yes. Off by default: on the recorded traces
+ *   sigmoid/tanh nets with most units saturated still reached 0.90-0.93 val accuracy.
  * Source: DESIGN §3 (SAT); DeepDiagnosis (ICSE'22): saturated when > 50 % of units have |x| >= 5.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";

@@ -10,16 +10,18 @@
  *   loss curve L (|L| >= late_min_points), split at h = floor(|L| / 2):
  *   fires when CV(L[h:]) > CV(L[:h])                                       (rule late_cv_rising)
  * CV = std / mean (population std); a curve with a non-positive mean has no CV and is skipped.
- * Defaults: early_cv_min = 1e-4 (p_sc1), early_min_points = 3, late_min_points = 6
- *   (the reference's window), late_start = 0.5, early_val_check = false, late_check = false: the late check is off
+ * Defaults: early_cv_min = 0.01 (the reference's p_sc1 is 1e-4), early_val_check = true,
+ *   early_min_points = 3, late_min_points = 6 (the reference's window), late_start = 0.5,
+ *   late_check = false: the late check is off
  *   by default, because CV is scale-free: on a loss that decays exponentially towards a
  *   small floor both halves have nearly the same CV, so noise decides, and on a steady
  *   linear decline the second half's CV is larger (same spread, smaller mean). Healthy
  *   curves trip it (seen in real NNI runs of the mnist example).
- * Stage: whole run, split at late_start (needs max_steps). Persistence: 2. Protected: yes.
+ * Stage: whole run, split at late_start (needs max_steps). Persistence: 1. Protected: no
+ *   (early_cv_min, early_val_check, persistence and protection calibrated on recorded traces,
+ *   docs/benchmarks.md#defaults).
  * Source: BTTackler reference (sc_rule_early, sc_rule_late_train, sc_rule_late_val).
- * Differences from the reference: a detection must persist for 2 consecutive checks; the
- * late check is opt-in.
+ * Differences from the reference: the early check also on the val loss; the late check is opt-in.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
 import { stepAt } from "./rule.js";

@@ -8,7 +8,7 @@
  *          (q only over neighbouring layers whose g_{l+1} > 0).
  * Defaults: grad_median_min = 1e-5, ratio_median_min = 1e-4, zero_layer_grad = true
  *   (the reference's p_vg1 and p_vg2).
- * Stage: first half (step < floor(0.5 * max_steps)). Persistence: 2. Protected: yes.
+ * Stage: first half (step < floor(0.5 * max_steps)). Persistence: 1. Protected: no (calibrated on recorded traces, docs/benchmarks.md#defaults).
  * Source: BTTackler reference (vg_rule1, vg_rule2); DeepDiagnosis (ICSE'22) uses
  *   mean|dW| < 1e-7, AUTOTRAINER a first/last ratio < 1e-3.
  * Differences from the reference: a detection must persist for 2 consecutive

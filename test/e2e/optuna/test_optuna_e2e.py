@@ -25,7 +25,8 @@ sys.path.insert(0, str(HERE))
 from worker import CONFIGS, node_objective  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-BROKEN = {"exploding": {"NF", "EG"}, "dying": {"DEAD", "DR", "UWR", "NF", "EG"}}
+# "dying": the units die and every gradient becomes 0: VG (zero gradients), UWR (frozen weights), DEAD
+BROKEN = {"exploding": {"NF", "EG"}, "dying": {"DEAD", "DR", "UWR", "VG", "NF", "EG"}}
 HEALTHY = ("healthy", "healthy_tanh")
 
 
@@ -104,7 +105,7 @@ def test_rdb_study_with_two_worker_processes(storage: str, service: Any) -> None
 
 def test_rdb_workers_share_one_cohort(storage: str, service: Any) -> None:
     """Two cohort workers at once build the cohort (10 healthy trials); a third process's probe trial, with the best
-    loss and vanishing gradients (VG, a soft rule), is protected by it and completes; in a study without that cohort
+    loss and vanishing gradients (VG, configured by the workers as a soft rule), is protected by it and completes; in a study without that cohort
     the same probe is pruned by VG."""
     shared, alone = unique("cohort"), unique("alone")
     for name in (shared, alone):
