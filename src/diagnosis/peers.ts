@@ -15,7 +15,7 @@
  * after it, so every departure costs one sorted insertion per later step queried.
  */
 import type { Direction } from "./types.js";
-import { insertSorted } from "./stats.js";
+import { insertSorted, searchSorted } from "./stats.js";
 
 /** The comparison a rule gets: how many peers there are and how many did better. */
 export interface PeerView {
@@ -55,7 +55,7 @@ class MetricPeers {
     this.folded.set(step, i);
     return {
       size: sorted.length,
-      better: (value, direction) => (direction === "maximize" ? sorted.length - upperBound(sorted, value) : lowerBound(sorted, value)),
+      better: (value, direction) => (direction === "maximize" ? sorted.length - searchSorted(sorted, value, "right") : searchSorted(sorted, value, "left")),
     };
   }
 
@@ -67,30 +67,6 @@ class MetricPeers {
     }
     return sorted;
   }
-}
-
-/** First index whose value is >= x. */
-function lowerBound(sorted: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((sorted[mid] as number) < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** First index whose value is > x. */
-function upperBound(sorted: readonly number[], x: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if ((sorted[mid] as number) <= x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** The peers of every tracked metric of one study. */

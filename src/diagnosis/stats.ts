@@ -92,16 +92,25 @@ export function percentileOfSorted(sorted: readonly number[], p: number): number
   return a + (b - a) * (pos - lo);
 }
 
-/** Insert x into an ascending array, keeping it sorted (binary search). */
-export function insertSorted(sorted: number[], x: number): void {
+/**
+ * Where x would go in an ascending array (NumPy's searchsorted): "left" gives the first index
+ * whose value is >= x, "right" the first index whose value is > x. Binary search.
+ */
+export function searchSorted(sorted: readonly number[], x: number, side: "left" | "right"): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if ((sorted[mid] as number) <= x) lo = mid + 1;
+    const v = sorted[mid] as number;
+    if (v < x || (side === "right" && v === x)) lo = mid + 1;
     else hi = mid;
   }
-  sorted.splice(lo, 0, x);
+  return lo;
+}
+
+/** Insert x into an ascending array, keeping it sorted (binary search). */
+export function insertSorted(sorted: number[], x: number): void {
+  sorted.splice(searchSorted(sorted, x, "right"), 0, x);
 }
 
 /** Format a number for messages: short, but exact enough to compare against a threshold. */

@@ -5,6 +5,7 @@ import {
   finite,
   fmt,
   insertSorted,
+  searchSorted,
   isNonFinite,
   mean,
   median,
@@ -128,6 +129,15 @@ describe("percentileOfSorted (NumPy linear interpolation)", () => {
 
   it("is NaN for an empty array", () => {
     expect(percentileOfSorted([], 10)).toBeNaN();
+  });
+});
+
+describe("searchSorted", () => {
+  it("finds the first index >= x (left) or > x (right), as NumPy's searchsorted", () => {
+    const xs = [1, 2, 2, 2, 5];
+    expect([0, 1, 2, 3, 5, 6].map((x) => searchSorted(xs, x, "left"))).toEqual([0, 0, 1, 4, 4, 5]);
+    expect([0, 1, 2, 3, 5, 6].map((x) => searchSorted(xs, x, "right"))).toEqual([0, 1, 4, 4, 5, 5]);
+    expect(searchSorted([], 1, "left")).toBe(0);
   });
 });
 
