@@ -16,7 +16,8 @@ function diff(value: Json, base: Json): Json | undefined {
     const d = diff(v, base[key] ?? null);
     if (d !== undefined) out[key] = d;
   }
-  return out;
+  // equal content written in another key order: nothing differs
+  return Object.keys(out).length === 0 ? undefined : out;
 }
 
 /** The fields of `config` that differ from `defaults`, nested as in config.v1; {} when none. */

@@ -48,6 +48,10 @@ describe("calibrate", () => {
     expect(Object.keys(diff)).toEqual(["rules"]);
     expect(resolveConfig(diff)).toEqual(result.config);
     expect(configDiff(defaultConfig(), defaultConfig())).toEqual({});
+    // the same options in another key order differ in text, not in content
+    const reordered = defaultConfig();
+    reordered.rules.DIV = Object.fromEntries(Object.entries(reordered.rules.DIV).reverse()) as typeof reordered.rules.DIV;
+    expect(configDiff(reordered, defaultConfig())).toEqual({});
   });
 
   it("with a budget of 1 may stop anything, and never saves fewer hopeless epochs than where it started", () => {
