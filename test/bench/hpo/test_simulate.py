@@ -80,6 +80,13 @@ def run_result(completed, stopped=(), started=None, method="m"):
     return r
 
 
+def test_median_tsba_counts_a_seed_that_never_reached_the_best_as_the_worst():
+    assert sim.median_tsba([10.0, None, 30.0]) == 10.0
+    assert sim.median_tsba([50.0, None, None]) == -math.inf
+    assert sim.median_tsba([20.0, 40.0]) == 30.0
+    assert math.isnan(sim.median_tsba([]))
+
+
 def test_tsba_is_the_share_of_the_baselines_time_saved_to_reach_its_best():
     base = run_result([(10.0, 1, 0.80), (40.0, 2, 0.90), (60.0, 3, 0.85)])
     faster = run_result([(5.0, 4, 0.70), (10.0, 2, 0.95)])
