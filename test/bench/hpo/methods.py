@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from traces import Trial
 
@@ -104,6 +104,29 @@ class NNIAssessorMethod(Method):
     def end(self, trial: Trial, completed: bool) -> None:
         self._history.pop(trial.index, None)
         self._assessor.trial_end(str(trial.index), completed)
+
+
+class ForesightOracle(Method):
+    """Not a method anyone can run: it knows every trial's final accuracy and stops, after epoch
+    ``epoch``, exactly the trials that end below ``cut``. It never stops a trial at or above the
+    cut, so with a cut at the top quartile it is the ceiling of a method with no false kill."""
+
+    def __init__(self, name: str, epoch: int, cut: float) -> None:
+        self.name = name
+        self._epoch = epoch
+        self._cut = cut
+
+    def stop(self, trial: Trial, epoch: int) -> bool:
+        return epoch >= self._epoch and trial.final_val_acc < self._cut
+
+
+def foresight_oracles(trials: Sequence[Trial]) -> Dict[str, Callable[[], Method]]:
+    """The ceilings of docs/benchmarks.md: the hopeless trials after epoch 1, the bottom half after
+    epoch 3, everything below the top quartile after epoch 2 and at once."""
+    finals = sorted(t.final_val_acc for t in trials)
+    half, q75 = finals[len(finals) // 2], finals[int(0.75 * (len(finals) - 1))]
+    specs = [("oracle-hopeless-after-1", 1, 0.2 + 1e-9), ("oracle-bottom-half-after-3", 3, half), ("oracle-below-q75-after-2", 2, q75), ("oracle-below-q75-at-once", 0, q75)]
+    return {name: (lambda name=name, epoch=epoch, cut=cut: ForesightOracle(name, epoch, cut)) for name, epoch, cut in specs}
 
 
 class BTTacklerMethod(Method):

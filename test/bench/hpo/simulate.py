@@ -24,7 +24,7 @@ Per method and seed, against ``none`` (no stopping) on the same order:
 Usage (from the repository root, after ``npm run build`` and with .venv set up by ``npm run test:python``):
   .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz
       [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
-      [--bttackler-config '{"rules": ...}'] [--out-dir DIR] [--json FILE] [--quiet]
+      [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--out-dir DIR] [--quiet]
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from methods import BTTacklerMethod, Method, NoStopping, baseline_factories  # noqa: E402
+from methods import BTTacklerMethod, Method, NoStopping, baseline_factories, foresight_oracles  # noqa: E402
 from traces import Trial, load_traces  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -335,6 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--budget-frac", type=float, default=0.3, help="budget as a fraction of the time to run every recorded trial to the end on the workers")
     ap.add_argument("--methods", default=",".join(ALL_METHODS))
     ap.add_argument("--bttackler-config", default=None, help="study config (JSON) for bttackler; default: the service's defaults")
+    ap.add_argument("--parity", choices=["even", "odd"], default=None, help="only the trials with an even (or odd) index: calibrate's split")
+    ap.add_argument("--oracle", action="store_true", help="also run the foresight oracles (stop by the final accuracy; the ceilings in docs/benchmarks.md)")
     ap.add_argument("--out-dir", default=None, help="where to write results.md, best-so-far.png and runs.json")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -355,10 +357,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = json.loads(args.bttackler_config) if args.bttackler_config else None
 
     trials = load_traces(args.traces)
+    if args.parity is not None:
+        trials = [t for t in trials if t.index % 2 == (0 if args.parity == "even" else 1)]
     if len(trials) < 2 * args.workers:
         print(f"too few trials in the traces: {len(trials)}", file=sys.stderr)
         return 2
     epochs = trials[0].epochs
+    oracles = foresight_oracles(trials) if args.oracle else {}
+    methods += list(oracles)
     budget = args.budget_frac * sum(sum(t.seconds) for t in trials) / args.workers
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     log(f"{len(trials)} trials x {epochs} epochs; {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}; methods {', '.join(methods)}")
@@ -376,6 +382,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     method: Method = NoStopping()
                 elif m == "bttackler":
                     method = make_bttackler(seed)  # type: ignore[misc]
+                elif m in oracles:
+                    method = oracles[m]()
                 else:
                     method = factories[m]()
                 t0 = time.perf_counter()

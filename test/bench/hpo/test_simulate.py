@@ -13,7 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import simulate as sim  # noqa: E402
-from methods import Method, NNIAssessorMethod, NoStopping, OptunaPrunerMethod  # noqa: E402
+from methods import Method, NNIAssessorMethod, NoStopping, OptunaPrunerMethod, foresight_oracles  # noqa: E402
 from traces import Trial, parse_traces  # noqa: E402
 
 TRACES = os.path.join(HERE, "..", "traces", "mnist-mlp.jsonl.gz")
@@ -114,6 +114,18 @@ def test_false_kills_are_stopped_trials_that_would_have_been_among_the_best_star
     # trial 29 ends best of all; trial 3 among the worst
     method = run_result([], stopped=[(1.0, 29, 0), (1.0, 3, 0)], started=[29, 3])
     assert sim.false_kills(method, base, trials) == [29]
+
+
+def test_foresight_oracles_stop_only_the_trials_below_their_cut_from_their_epoch_on():
+    trials = [trial(i, [0.1 * (i + 1)] * 6) for i in range(8)]  # finals 0.1 ... 0.8
+    oracles = foresight_oracles(trials)
+    assert list(oracles) == ["oracle-hopeless-after-1", "oracle-bottom-half-after-3", "oracle-below-q75-after-2", "oracle-below-q75-at-once"]
+    hopeless, half = oracles["oracle-hopeless-after-1"](), oracles["oracle-bottom-half-after-3"]()
+    assert [hopeless.stop(t, 0) for t in trials[:3]] == [False, False, False]  # not before epoch 1
+    assert [hopeless.stop(t, 1) for t in trials[:3]] == [True, True, False]  # 0.1, 0.2 are hopeless; 0.3 is not
+    assert [half.stop(t, 3) for t in trials] == [True] * 4 + [False] * 4  # the median (0.5) and above are kept
+    result = sim.simulate(trials, list(range(8)), oracles["oracle-below-q75-at-once"](), 2, 1e9, 1)
+    assert sorted(i for _, i, _ in result.stopped) == [0, 1, 2, 3, 4]  # below the q75 cut, 0.6 (kept), of 0.1 ... 0.8
 
 
 def test_optuna_median_pruner_is_driven_through_ask_and_tell():
