@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from traces import Trial
+from traces import Trial, top_quartile_cut
 
 
 class Method:
@@ -107,26 +107,31 @@ class NNIAssessorMethod(Method):
 
 
 class ForesightOracle(Method):
-    """Not a method anyone can run: it knows every trial's final accuracy and stops, after epoch
-    ``epoch``, exactly the trials that end below ``cut``. It never stops a trial at or above the
-    cut, so with a cut at the top quartile it is the ceiling of a method with no false kill."""
+    """Not a method anyone can run: it knows how every trial ends and stops, after epoch ``epoch``,
+    exactly the trials ``doomed`` picks. With the trials below the top quartile as the doomed ones,
+    it is the ceiling of a method with no false kill."""
 
-    def __init__(self, name: str, epoch: int, cut: float) -> None:
+    def __init__(self, name: str, epoch: int, doomed: Callable[[Trial], bool]) -> None:
         self.name = name
         self._epoch = epoch
-        self._cut = cut
+        self._doomed = doomed
 
     def stop(self, trial: Trial, epoch: int) -> bool:
-        return epoch >= self._epoch and trial.final_val_acc < self._cut
+        return epoch >= self._epoch and self._doomed(trial)
 
 
 def foresight_oracles(trials: Sequence[Trial]) -> Dict[str, Callable[[], Method]]:
     """The ceilings of docs/benchmarks.md: the hopeless trials after epoch 1, the bottom half after
     epoch 3, everything below the top quartile after epoch 2 and at once."""
-    finals = sorted(t.final_val_acc for t in trials)
-    half, q75 = finals[len(finals) // 2], finals[int(0.75 * (len(finals) - 1))]
-    specs = [("oracle-hopeless-after-1", 1, 0.2 + 1e-9), ("oracle-bottom-half-after-3", 3, half), ("oracle-below-q75-after-2", 2, q75), ("oracle-below-q75-at-once", 0, q75)]
-    return {name: (lambda name=name, epoch=epoch, cut=cut: ForesightOracle(name, epoch, cut)) for name, epoch, cut in specs}
+    half = sorted(t.final_val_acc for t in trials)[len(trials) // 2]
+    q75 = top_quartile_cut(trials)
+    specs: List[Tuple[str, int, Callable[[Trial], bool]]] = [
+        ("oracle-hopeless-after-1", 1, lambda t: t.hopeless),
+        ("oracle-bottom-half-after-3", 3, lambda t: t.final_val_acc < half),
+        ("oracle-below-q75-after-2", 2, lambda t: t.final_val_acc < q75),
+        ("oracle-below-q75-at-once", 0, lambda t: t.final_val_acc < q75),
+    ]
+    return {name: (lambda name=name, epoch=epoch, doomed=doomed: ForesightOracle(name, epoch, doomed)) for name, epoch, doomed in specs}
 
 
 class BTTacklerMethod(Method):

@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from methods import BTTacklerMethod, Method, NoStopping, baseline_factories, foresight_oracles  # noqa: E402
-from traces import Trial, load_traces  # noqa: E402
+from traces import Trial, load_traces, top_quartile_cut  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 TOP_K = 10
@@ -200,8 +200,7 @@ class MethodSummary:
 
 def summarize(name: str, runs: Sequence[RunResult], baselines: Sequence[RunResult], trials: Sequence[Trial]) -> MethodSummary:
     by_index = {t.index: t for t in trials}
-    finals = sorted(t.final_val_acc for t in trials)
-    q75 = finals[int(0.75 * (len(finals) - 1))]
+    q75 = top_quartile_cut(trials)
     s = MethodSummary(name, [], 0, [], [], [], [], [], [], 0, 0, 0, 0, 0.0)
     decisions = 0
     for run, base in zip(runs, baselines):

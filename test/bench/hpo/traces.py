@@ -57,6 +57,12 @@ class Trial:
         return self.status == "non_finite" or self.final_val_acc <= HOPELESS_ACC
 
 
+def top_quartile_cut(trials: Sequence[Trial]) -> float:
+    """The final accuracy at which the top quartile of ``trials`` starts (sorted[floor(0.75 (n - 1))])."""
+    finals = sorted(t.final_val_acc for t in trials)
+    return finals[int(0.75 * (len(finals) - 1))]
+
+
 def _epoch_cost(epoch: Mapping[str, Any]) -> float:
     """What an epoch costs in the simulation: the recorder's CPU seconds for it when the trace has them
     (traces are recorded at low priority on a shared machine: wall time carries the load of the hour,
