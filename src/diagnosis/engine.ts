@@ -212,8 +212,8 @@ export class DiagnosisEngine {
       }
     }
 
-    for (const [metric, raw] of Object.entries(payload.metrics ?? {})) {
-      const v = finite(raw);
+    for (const metric of this.peers.tracked) {
+      const v = finite(payload.metrics?.[metric]);
       if (v !== undefined) this.peers.add(metric, step, v);
     }
 
@@ -232,10 +232,10 @@ export class DiagnosisEngine {
   private depart(trial: TrialState): void {
     if (trial.departed) return;
     trial.departed = true;
-    for (const [metric, s] of trial.series) {
-      if (!this.peers.tracks(metric)) continue;
-      const last = s.values.length - 1;
-      if (last >= 0) this.peers.depart(metric, trial.lastStep, s.values[last] as number);
+    for (const metric of this.peers.tracked) {
+      const values = trial.series.get(metric)?.values;
+      const last = values?.[values.length - 1];
+      if (last !== undefined) this.peers.depart(metric, trial.lastStep, last);
     }
   }
 

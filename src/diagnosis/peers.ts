@@ -72,14 +72,12 @@ class MetricPeers {
 /** The peers of every tracked metric of one study. */
 export class Peers {
   private readonly metrics = new Map<string, MetricPeers>();
+  /** The tracked metrics: only those the enabled rules compare. */
+  readonly tracked: readonly string[];
 
   constructor(tracked: Iterable<string>) {
     for (const metric of tracked) this.metrics.set(metric, new MetricPeers());
-  }
-
-  /** Whether `metric` is tracked (only the metrics the enabled rules compare). */
-  tracks(metric: string): boolean {
-    return this.metrics.has(metric);
+    this.tracked = [...this.metrics.keys()];
   }
 
   /** A trial reported `value` of `metric` at `step` (call after the trial's own view of that step). */

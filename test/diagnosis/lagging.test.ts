@@ -125,7 +125,7 @@ describe("Peers", () => {
     expect(view?.better(0, "maximize")).toBe(4);
     expect(view?.better(0, "minimize")).toBe(0);
     expect(peers.view("other", 0)).toBeUndefined();
-    expect(peers.tracks("m")).toBe(true);
+    expect(peers.tracked).toEqual(["m"]);
   });
 
   it("folds a departure into the later steps only, once, whenever they are looked at", () => {
