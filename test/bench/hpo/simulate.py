@@ -24,7 +24,8 @@ Per method and seed, against ``none`` (no stopping) on the same order:
 Usage (from the repository root, after ``npm run build`` and with .venv set up by ``npm run test:python``):
   .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz
       [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
-      [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--out-dir DIR] [--quiet]
+      [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--fresh-curve-fits]
+      [--out-dir DIR] [--quiet]
 """
 from __future__ import annotations
 
@@ -44,7 +45,15 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from methods import BTTacklerMethod, Method, NoStopping, baseline_factories, foresight_oracles  # noqa: E402
+from methods import (  # noqa: E402
+    BTTacklerMethod,
+    Method,
+    NoStopping,
+    CachedCurveModel,
+    baseline_factories,
+    cache_curve_fits,
+    foresight_oracles,
+)
 from traces import Trial, load_traces, top_quartile_cut  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -336,6 +345,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--bttackler-config", default=None, help="study config (JSON) for bttackler; default: the service's defaults")
     ap.add_argument("--parity", choices=["even", "odd"], default=None, help="only the trials with an even (or odd) index: calibrate's split")
     ap.add_argument("--oracle", action="store_true", help="also run the foresight oracles (stop by the final accuracy; the ceilings in docs/benchmarks.md)")
+    ap.add_argument(
+        "--fresh-curve-fits",
+        action="store_true",
+        help="nni-curvefitting: fit the curves anew at every call, as NNI does, instead of once per distinct history (slow)",
+    )
     ap.add_argument("--out-dir", default=None, help="where to write results.md, best-so-far.png and runs.json")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -368,6 +382,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     log(f"{len(trials)} trials x {epochs} epochs; {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}; methods {', '.join(methods)}")
 
+    if "nni-curvefitting" in methods and not args.fresh_curve_fits:
+        cache_curve_fits()
     make_bttackler, close_bttackler = bttackler_session(config) if "bttackler" in methods else (None, lambda: None)
     runs: Dict[str, List[RunResult]] = {m: [] for m in methods}
     started = time.perf_counter()
@@ -401,6 +417,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     print(header + text)
     log(f"simulated in {time.perf_counter() - started:.0f} s")
+    if CachedCurveModel.calls:
+        log(f"nni-curvefitting: {CachedCurveModel.calls} predictions from {len(CachedCurveModel.fits)} curve fits")
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, "results.md"), "w") as f:

@@ -13,7 +13,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import simulate as sim  # noqa: E402
-from methods import Method, NNIAssessorMethod, NoStopping, OptunaPrunerMethod, foresight_oracles  # noqa: E402
+from methods import (  # noqa: E402
+    CachedCurveModel,
+    Method,
+    NNIAssessorMethod,
+    NoStopping,
+    OptunaPrunerMethod,
+    cache_curve_fits,
+    foresight_oracles,
+)
 from traces import Trial, parse_traces  # noqa: E402
 
 TRACES = os.path.join(HERE, "..", "traces", "mnist-mlp.jsonl.gz")
@@ -145,6 +153,31 @@ def test_nni_medianstop_assessor_is_called_as_the_dispatcher_calls_it():
     m = NNIAssessorMethod("nni-medianstop", MedianstopAssessor(optimize_mode="maximize"))
     r = sim.simulate(good + [bad], list(range(4)), m, workers=1, budget=1e9, seed=1)
     assert [(i, e) for _, i, e in r.stopped] == [(99, 0)]
+
+
+def test_nni_curve_fits_are_made_once_per_history_and_the_assessor_still_decides_each_call():
+    from nni.algorithms.hpo.curvefitting_assessor import CurvefittingAssessor
+    from nni.algorithms.hpo.curvefitting_assessor import curvefitting_assessor as module
+    from nni.assessor import AssessResult
+
+    cache_curve_fits()
+    cache_curve_fits()
+    assert module.CurveModel is CachedCurveModel and CachedCurveModel.model is not CachedCurveModel
+    flat = [0.3 + 0.001 * e for e in range(6)]
+
+    def assessor(best: float) -> CurvefittingAssessor:
+        a = CurvefittingAssessor(epoch_num=20, start_step=6, threshold=0.95, gap=1)
+        a.assess_trial("done", [best] * 6)
+        a.trial_end("done", True)
+        return a
+
+    fits, calls = len(CachedCurveModel.fits), CachedCurveModel.calls
+    high = assessor(0.9)
+    assert high.assess_trial("a", flat) == AssessResult.Bad  # a flat curve near 0.3 is predicted near 0.3
+    assert high.assess_trial("b", flat) == AssessResult.Bad
+    # the same fit against a lower bar: the assessor's own comparison decides
+    assert assessor(0.3).assess_trial("c", flat) == AssessResult.Good
+    assert (len(CachedCurveModel.fits), CachedCurveModel.calls) == (fits + 1, calls + 3)
 
 
 def test_bttackler_stops_a_non_finite_trial_through_the_real_service():
