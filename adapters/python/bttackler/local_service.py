@@ -18,6 +18,7 @@ import shlex
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence
 
 logger = logging.getLogger("bttackler")
@@ -33,12 +34,18 @@ _HOW_TO_INSTALL = (
 )
 
 
+#: The CLI of the bttackler checkout this package sits in, when it is used from a built checkout
+#: (``pip install -e adapters/python`` after ``npm run build``).
+_CHECKOUT_CLI = Path(__file__).resolve().parents[3] / "dist" / "cli" / "main.js"
+
+
 class LocalService:
     """A `bttackler serve --port PORT --db DB` child process.
 
     The command is, in this order: ``command`` (a list, e.g. ``["node", "/path/dist/cli/main.js"]``);
     the ``BTTACKLER_CLI`` environment variable (a ``.js`` file is run with ``node``, anything else
-    is executed); ``bttackler`` on PATH. ``port=0`` lets the service pick a free port. A ``token``
+    is executed); ``bttackler`` on PATH; ``dist/cli/main.js`` run with ``node`` when this package is
+    used from a built checkout of bttackler. ``port=0`` lets the service pick a free port. A ``token``
     reaches the service through its environment (never its command line) and is used by the
     clients given this service. ``args`` are appended to the command line (e.g. ``["--log-level",
     "debug"]``).
@@ -236,9 +243,12 @@ class LocalService:
                 return [node, cli], ""
             return [cli], ""
         found = shutil.which("bttackler", path=environ.get("PATH"))
-        if found is None:
-            return None, f"no command given, {CLI_ENV} is not set and `bttackler` is not on PATH; {_HOW_TO_INSTALL}"
-        return [found], ""
+        if found is not None:
+            return [found], ""
+        node = shutil.which("node", path=environ.get("PATH"))
+        if node is not None and _CHECKOUT_CLI.is_file():
+            return [node, str(_CHECKOUT_CLI)], ""
+        return None, f"no command given, {CLI_ENV} is not set and `bttackler` is not on PATH; {_HOW_TO_INSTALL}"
 
     def _fail(self, message: str) -> None:
         self._error = message

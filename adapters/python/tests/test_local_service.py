@@ -1,4 +1,4 @@
-"""LocalService: starts the real CLI in the background, finds it three ways, stops it, fails open."""
+"""LocalService: starts the real CLI in the background, finds it four ways, stops it, fails open."""
 from __future__ import annotations
 
 import logging
@@ -73,6 +73,20 @@ def test_nothing_to_run_names_what_was_looked_for(tmp_path, monkeypatch, caplog)
     assert "BTTACKLER_CLI" in svc.error and "not on PATH" in svc.error
     assert BTTacklerClient(service=svc).report("s", "t", {"step": 0}) is None
     assert any("not on PATH" in m for m in warnings_of(caplog))
+
+
+def test_without_command_env_or_path_the_built_checkout_is_run_with_node(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "node").symlink_to(NODE)  # node, and no bttackler, on PATH
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("BTTACKLER_CLI", raising=False)
+    svc = LocalService(db=tmp_path / "x.db")
+    try:
+        assert svc.url(timeout=20) is not None, svc.error
+        assert svc.command_line[:2] == [str(bin_dir / "node"), str(MAIN_JS)]
+    finally:
+        svc.stop()
 
 
 def test_a_service_that_exits_at_start_up_reports_its_last_words(tmp_path, caplog):

@@ -11,7 +11,6 @@ import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import optuna
@@ -19,7 +18,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
 from ..client import BTTacklerClient, _check_url, _positive_number, should_stop
-from ..local_service import CLI_ENV, LocalService
+from ..local_service import LocalService
 from ._identity import service_study, storage_identity
 
 logger = logging.getLogger("bttackler")
@@ -33,15 +32,6 @@ MAX_ATTR_CHARS = 1024
 SCALAR_METRIC = {StudyDirection.MINIMIZE: "train_loss", StudyDirection.MAXIMIZE: "val_acc"}
 _CACHE_SIZE = 20_000
 _CODES = re.compile(r"(?:^|; |: )([A-Z]{2,4}) [a-z][a-z0-9_]*:")
-
-
-def _checkout_cli() -> Optional[list]:
-    """``node <checkout>/dist/cli/main.js`` when this package is used from a built checkout of bttackler."""
-    main_js = Path(__file__).resolve().parents[4] / "dist" / "cli" / "main.js"
-    node = shutil.which("node")
-    if node is not None and main_js.is_file():
-        return [node, str(main_js)]
-    return None
 
 
 class BTTacklerPruner(BasePruner):
@@ -133,11 +123,8 @@ class BTTacklerPruner(BasePruner):
     # ------------------------------------------------------------------ set-up
 
     def _start_local_service(self) -> None:
-        command = None
-        if not os.environ.get(CLI_ENV) and shutil.which("bttackler") is None:
-            command = _checkout_cli()
         self._tmpdir = tempfile.mkdtemp(prefix="bttackler-optuna-")
-        self._service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"), command=command)
+        self._service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"))
         self._service.start()
         # registered after LocalService.start registered its own stop: atexit runs this one first
         atexit.register(self.close)
