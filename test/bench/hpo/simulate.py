@@ -24,7 +24,7 @@ Per method and seed, against ``none`` (no stopping) on the same order:
 Usage (from the repository root, after ``npm run build`` and with .venv set up by ``npm run test:python``):
   .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz
       [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
-      [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--fresh-curve-fits]
+      [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--explain] [--fresh-curve-fits]
       [--out-dir DIR] [--quiet]
 """
 from __future__ import annotations
@@ -266,6 +266,25 @@ def table(summaries: Sequence[MethodSummary], seeds: int) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def explain_top_quartile_stops(trials: Sequence[Trial], runs: Sequence[Tuple[RunResult, Mapping[int, str]]]) -> str:
+    """The top-quartile trials that were stopped over the given runs, each with the step, how many
+    runs stopped it there and the reason the method gave (the first run's): where a method's
+    false alarms come from. ``runs`` pairs each run with the method's reasons by trial index."""
+    by_index = {t.index: t for t in trials}
+    q75 = top_quartile_cut(trials)
+    counts: Dict[Tuple[int, int], int] = {}
+    reasons: Dict[Tuple[int, int], str] = {}
+    for run, why in runs:
+        for _, index, epoch in run.stopped:
+            if by_index[index].final_val_acc >= q75:
+                counts[(index, epoch)] = counts.get((index, epoch), 0) + 1
+                reasons.setdefault((index, epoch), why.get(index, ""))
+    lines = [f"top-quartile trials (final val acc >= {q75:.4f}) stopped in {len(runs)} runs: {len(counts)} (trial, step) pairs"]
+    for (index, epoch), n in sorted(counts.items()):
+        lines.append(f"- trial {index} (final {by_index[index].final_val_acc:.3f}) at step {epoch}, in {n} runs: {reasons[(index, epoch)]}")
+    return "\n".join(lines)
+
+
 def plot(runs_by_method: Mapping[str, Sequence[RunResult]], budget: float, path: str) -> None:
     """Best accuracy so far against time, averaged over seeds, one line per method."""
     import matplotlib
@@ -350,6 +369,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         action="store_true",
         help="nni-curvefitting: fit the curves anew at every call, as NNI does, instead of once per distinct history (slow)",
     )
+    ap.add_argument(
+        "--explain",
+        action="store_true",
+        help="after the table, list the top-quartile trials bttackler stopped, with the step, the number of seeds and its reason",
+    )
     ap.add_argument("--out-dir", default=None, help="where to write results.md, best-so-far.png and runs.json")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -386,6 +410,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         cache_curve_fits()
     make_bttackler, close_bttackler = bttackler_session(config) if "bttackler" in methods else (None, lambda: None)
     runs: Dict[str, List[RunResult]] = {m: [] for m in methods}
+    bttackler_reasons: List[Tuple[RunResult, Mapping[int, str]]] = []
     started = time.perf_counter()
     try:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -404,6 +429,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 t0 = time.perf_counter()
                 runs[m].append(simulate(trials, order, method, args.workers, budget, seed))
                 r = runs[m][-1]
+                if isinstance(method, BTTacklerMethod):
+                    bttackler_reasons.append((r, dict(method.reasons)))
                 log(f"seed {seed} {m:22s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
     finally:
         close_bttackler()
@@ -416,6 +443,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n"
     )
     print(header + text)
+    if args.explain and bttackler_reasons:
+        print("\nbttackler: " + explain_top_quartile_stops(trials, bttackler_reasons))
     log(f"simulated in {time.perf_counter() - started:.0f} s")
     if CachedCurveModel.calls:
         log(f"nni-curvefitting: {CachedCurveModel.calls} predictions from {len(CachedCurveModel.fits)} curve fits")

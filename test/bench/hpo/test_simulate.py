@@ -191,6 +191,22 @@ def test_bttackler_stops_a_non_finite_trial_through_the_real_service():
     assert [i for _, i, _ in r.completed] == [0]
 
 
+def test_explain_lists_the_top_quartile_trials_bttackler_stopped_with_step_and_reason():
+    make, close = sim.bttackler_session(None)
+    try:
+        trials = [trial(0, [0.5, 0.6, 0.7, 0.8]), trial(1, [0.3, 0.9, 0.9, 0.9], non_finite_from=1), trial(2, [0.1] * 4)]
+        runs = []
+        for seed in (1, 2):
+            method = make(seed)
+            runs.append((sim.simulate(trials, [0, 1, 2], method, workers=3, budget=1e9, seed=seed), method.reasons))
+    finally:
+        close()
+    text = sim.explain_top_quartile_stops(trials, runs)
+    assert "stopped in 2 runs: 1 (trial, step) pairs" in text
+    assert "- trial 1 (final 0.900) at step 1, in 2 runs: NF " in text
+    assert "trial 0" not in text and "trial 2" not in text
+
+
 def test_parse_traces_drops_a_cut_short_last_line_and_refuses_other_bad_lines():
     line = '{"format":"bttackler.trace.v1","trial":0,"config":{},"status":"ok","epochs":[{"payload":{"step":0,"metrics":{"val_acc":0.5}},"test_acc":0.5,"seconds":1}]}'
     assert len(parse_traces(line + "\n" + line[:30])) == 1
