@@ -47,9 +47,9 @@ sys.path.insert(0, HERE)
 
 from methods import (  # noqa: E402
     BTTacklerMethod,
+    CachedCurveModel,
     Method,
     NoStopping,
-    CachedCurveModel,
     baseline_factories,
     cache_curve_fits,
     foresight_oracles,
