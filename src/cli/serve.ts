@@ -75,8 +75,12 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   const common = { db: values.db, version, log, maxPayload };
 
   if (values.stdio) {
-    log.info("bttackler serve started", { transport: "stdio", db: values.db, version });
-    await runStdioService(common, process.stdin, process.stdout);
+    try {
+      await runStdioService(common, process.stdin, process.stdout, () => log.info("bttackler serve started", { transport: "stdio", db: values.db, version }));
+    } catch (err) {
+      if (err instanceof ServiceStartError) throw new UsageError(err.message);
+      throw err;
+    }
     log.info("bttackler serve stopped", { reason: "end of input" });
     return 0;
   }
