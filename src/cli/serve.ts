@@ -22,7 +22,8 @@ Options:
   --host H              address to listen on (default 127.0.0.1); any non-loopback
                         address needs a token
   --port P              port (default ${DEFAULT_PORT}; 0 = any free port, printed at start-up)
-  --db PATH             SQLite database (default bttackler.db; ":memory:" keeps nothing)
+  --db PATH             SQLite database (default bttackler.db; ":memory:" keeps nothing);
+                        one service per database: held through PATH.lock while running
   --token T             token clients must present (Authorization: Bearer T, or ?token=T);
                         default: the BTTACKLER_TOKEN environment variable
   --max-payload BYTES   largest accepted frame (default ${DEFAULT_MAX_PAYLOAD})
