@@ -10,7 +10,7 @@ import type { RulesConfig, RuleOptions, SymptomCode } from "../diagnosis/types.j
 export type RulePatch = Partial<RuleOptions> & Record<string, unknown>;
 
 /** Families in the order coordinate descent visits them (the engine's order, NF left out). */
-export const TUNED_FAMILIES: readonly Exclude<SymptomCode, "NF">[] = ["EG", "DIV", "VG", "DR", "DEAD", "SAT", "UWR", "SC", "HO", "OF", "NMG", "LAG"];
+export const TUNED_FAMILIES: readonly Exclude<SymptomCode, "NF">[] = ["EG", "DIV", "VG", "DR", "DEAD", "SAT", "UWR", "SC", "HO", "OF", "NMG", "LAG", "PROG"];
 
 /** Main threshold settings per family, looser and stricter than the defaults. */
 const THRESHOLDS: Record<Exclude<SymptomCode, "NF">, RulePatch[]> = {
@@ -47,6 +47,7 @@ const THRESHOLDS: Record<Exclude<SymptomCode, "NF">, RulePatch[]> = {
   OF: [{ rise_ratio: 1.02 }, { rise_ratio: 1.05 }, { rise_ratio: 1.1 }, { rise_ratio: 1.2 }],
   NMG: [{ window: 4 }, { window: 6 }, { window: 8 }, { window: 10 }],
   LAG: [0.3, 0.4, 0.5, 0.6].flatMap((max_better_share) => [2, 3].map((min_step) => ({ max_better_share, min_step }))),
+  PROG: [0, 0.02, 0.05].flatMap((margin) => [2, 3].map((min_step) => ({ margin, min_step }))),
 };
 
 const PERSISTENCE = [1, 2, 3];

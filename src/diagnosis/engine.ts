@@ -15,7 +15,8 @@
  *     NF first, and when NF fires no other rule is checked; a rule comparing trials (LAG)
  *     sees the other trials' values at the step (peers.ts), to which this report's are
  *     added after the checks; a trial that stops or ends stays among the peers of later
- *     steps at its last value;
+ *     steps at its last value; a rule forecasting the end (PROG) sees the curves of the
+ *     trials that completed and the last values of those that stopped or ended otherwise;
  *  4. a family detected at this step counts one more consecutive detection; a step
  *     where it is not detected (healthy, inputs missing, outside its stage or
  *     min_step, or skipped after NF) resets the count; it stops the trial when the count reaches
@@ -82,12 +83,15 @@ export class DiagnosisEngine {
   private readonly cohorts = new Map<string, Cohort>();
   private readonly objective: ObjectiveCandidate[];
   private readonly peers: Peers;
+  /** Per metric a rule reads outcomes of: the finished curves and the departed trials' last values. */
+  private readonly outcomes = new Map<string, { finished: Series[]; departed: number[] }>();
   private readonly trials = new Map<string, TrialState>();
 
   constructor(readonly config: StudyConfig) {
     this.rules = createRules(config.rules, config.objective);
     this.objective = objectiveCandidates(config.objective);
     this.peers = new Peers(new Set(this.rules.flatMap((rule) => rule.peerMetrics ?? [])));
+    for (const metric of this.rules.flatMap((rule) => rule.outcomeMetrics ?? [])) this.outcomes.set(metric, { finished: [], departed: [] });
   }
 
   /** Diagnoses one payload of a trial. Throws EngineInputError, changing nothing, for an out-of-order step or an ended trial. */
@@ -187,6 +191,7 @@ export class DiagnosisEngine {
       payload,
       series: (metric) => trial.series.get(metric) ?? EMPTY_SERIES,
       peers: (metric) => this.peers.view(metric, step),
+      outcomes: (metric) => this.outcomes.get(metric),
     };
 
     const symptoms: Symptom[] = [];
@@ -232,7 +237,10 @@ export class DiagnosisEngine {
     return verdict;
   }
 
-  /** A trial leaves the study: it stays among the peers of later steps at its last value of each metric. */
+  /**
+   * A trial leaves the study: it stays among the peers of later steps at its last value of
+   * each metric, and joins the outcomes: its curve when it completed unstopped, else its last value.
+   */
   private depart(trial: TrialState): void {
     if (trial.departed) return;
     trial.departed = true;
@@ -240,6 +248,13 @@ export class DiagnosisEngine {
       const values = trial.series.get(metric)?.values;
       const last = values?.[values.length - 1];
       if (last !== undefined) this.peers.depart(metric, trial.lastStep, last);
+    }
+    for (const [metric, outcome] of this.outcomes) {
+      const series = trial.series.get(metric);
+      const last = series?.values[series.values.length - 1];
+      if (series === undefined || last === undefined) continue;
+      if (trial.ended === "complete" && trial.stop === undefined) outcome.finished.push(series);
+      else outcome.departed.push(last);
     }
   }
 

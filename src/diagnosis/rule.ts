@@ -32,6 +32,16 @@ export interface RuleContext {
   series(metric: string): Series;
   /** The other trials at this step for a metric a rule declared in `peerMetrics`; undefined otherwise. */
   peers(metric: string): PeerView | undefined;
+  /** How the trials that left the study ended, for a metric a rule declared in `outcomeMetrics`; undefined otherwise. */
+  outcomes(metric: string): Outcomes | undefined;
+}
+
+/** The trials that have left the study, for one metric, in the order they left. */
+export interface Outcomes {
+  /** The curves of the trials that ended "complete" (not stopped), each to its last step. */
+  readonly finished: readonly Series[];
+  /** The last values of the trials that were stopped or ended otherwise (pruned, failed). */
+  readonly departed: readonly number[];
 }
 
 export interface SymptomRule {
@@ -39,6 +49,8 @@ export interface SymptomRule {
   readonly options: RuleOptions;
   /** Metrics whose values across trials the rule compares (the engine keeps their peers). */
   readonly peerMetrics?: readonly string[];
+  /** Metrics whose outcomes (finished curves, last values of departed trials) the rule reads. */
+  readonly outcomeMetrics?: readonly string[];
   /** The findings that hold at this step; empty when healthy or when the inputs are missing. */
   check(ctx: RuleContext): Finding[];
 }

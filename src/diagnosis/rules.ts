@@ -14,6 +14,7 @@ import { HeavyOscillationRule } from "./oscillation.js";
 import { OverfittingRule } from "./overfitting.js";
 import { NoMoreGainRule } from "./no-more-gain.js";
 import { LaggingRule } from "./lagging.js";
+import { PrognosisRule } from "./prognosis.js";
 
 export function createRules(rules: RulesConfig, objective: ObjectiveConfig): SymptomRule[] {
   const all: SymptomRule[] = [
@@ -30,6 +31,7 @@ export function createRules(rules: RulesConfig, objective: ObjectiveConfig): Sym
     new OverfittingRule(rules.OF),
     new NoMoreGainRule(rules.NMG),
     new LaggingRule(rules.LAG, objective),
+    new PrognosisRule(rules.PROG, objective),
   ];
   return all.filter((rule) => rule.options.enabled);
 }

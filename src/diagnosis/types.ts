@@ -64,7 +64,8 @@ export type SymptomCode =
   | "UWR"
   | "SAT"
   | "DEAD"
-  | "LAG";
+  | "LAG"
+  | "PROG";
 
 export const SYMPTOM_CODES: readonly SymptomCode[] = [
   "NF",
@@ -80,6 +81,7 @@ export const SYMPTOM_CODES: readonly SymptomCode[] = [
   "SAT",
   "DEAD",
   "LAG",
+  "PROG",
 ];
 
 /** The numbers behind a symptom. `value` is null when the offending value is non-finite. */
@@ -235,6 +237,25 @@ export interface LaggingOptions extends RuleOptions {
   min_cohort: number;
 }
 
+export interface PrognosisOptions extends RuleOptions {
+  /** "objective" (the study's objective) or a metric name. */
+  metric: string;
+  /** "auto": the objective's direction, or for a named metric the one its name implies. */
+  direction: Direction | "auto";
+  /** Finished trials whose forecasts make the interval. */
+  neighbors: number;
+  /** The trial's last steps over which curves are compared. */
+  window: number;
+  /** The top share of the study that a trial must be able to reach. */
+  top_share: number;
+  /** Finished trials needed before the rule judges. */
+  min_finished: number;
+  /** Trials that have left the study (finished, stopped, pruned) needed before the rule judges. */
+  min_outcomes: number;
+  /** How far the optimistic forecast must miss the cut, in interquartile ranges of the outcomes. */
+  margin: number;
+}
+
 export interface RulesConfig {
   NF: NonFiniteOptions;
   EG: ExplodingGradientOptions;
@@ -249,6 +270,7 @@ export interface RulesConfig {
   SAT: SaturationOptions;
   DEAD: DeadUnitOptions;
   LAG: LaggingOptions;
+  PROG: PrognosisOptions;
 }
 
 export interface ProtectionConfig {

@@ -15,4 +15,5 @@ export const SYMPTOM_NAMES: Readonly<Record<SymptomCode, string>> = {
   OF: "overfitting",
   NMG: "no more gain",
   LAG: "lagging behind the cohort",
+  PROG: "prognosis: cannot reach the top",
 };

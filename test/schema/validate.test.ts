@@ -127,7 +127,7 @@ describe("resolveConfig", () => {
     expect(config.rules.NF).toMatchObject({ persistence: 1, protectable: false });
     // the calibrated defaults (docs/benchmarks.md, "Defaults"); the formula tests pin the earlier values (test/helpers.ts)
     const enabled = Object.fromEntries(SYMPTOM_CODES.map((code) => [code, config.rules[code].enabled]));
-    expect(enabled).toEqual({ NF: true, EG: true, VG: true, DR: false, SC: true, HO: true, OF: false, NMG: false, DIV: true, UWR: true, SAT: false, DEAD: true, LAG: true });
+    expect(enabled).toEqual({ NF: true, EG: true, VG: true, DR: false, SC: true, HO: true, OF: false, NMG: false, DIV: true, UWR: true, SAT: false, DEAD: true, LAG: true, PROG: true });
     expect(config.rules.DIV.factor).toBe(3);
     expect(config.rules.VG).toMatchObject({ persistence: 1, protectable: false });
     expect(config.rules.UWR).toMatchObject({ persistence: 1, protectable: false });

@@ -1,0 +1,126 @@
+/**
+ * PROG — prognosis: the trial trains, but cannot reach the study's top quartile.
+ *
+ * A forecast of the trial's final objective from its curve so far, made from the study's
+ * own finished trials (nearest early curves). Let m be the objective (the study's
+ * objective for this payload, src/diagnosis/objective.ts, or the metric named in
+ * `metric`), v its curve for this trial, t the step, and W = the trial's last `window`
+ * steps up to t. For each finished trial j (ended "complete", having a value of m at
+ * every step of W and a final value F_j of m at a later step):
+ *   d_j = mean over s in W of |v_s - u_j,s|                        (distance of the curves)
+ *   f_j = F_j + (v_t - u_j,t)                                      (j's end, from where v is)
+ * Take the k = `neighbors` finished trials with the smallest d_j (ties: earlier finished
+ * first). The forecast interval is [min f_j, max f_j] over them, and the optimistic
+ * forecast o is its better end (max for maximize, min for minimize).
+ * The cut c is where the study's top `top_share` begins (linear percentile,
+ * 100 (1 - top_share) for maximize, 100 top_share for minimize) over the outcomes of every
+ * trial that has left the study: the finished ones at their final value, the stopped and
+ * pruned ones at their last value (carried forward, as LAG's peers: judged only against
+ * the finished ones, the cut would rise as the weak trials are stopped).
+ * With IQR the interquartile range of those same outcomes (scale-free: the margin means
+ * the same for an accuracy and for a loss of any scale):
+ * Formula: fires when at least `min_finished` trials finished, at least `min_outcomes`
+ *   have left, and o is worse than c by more than `margin` x IQR         (rule cannot_reach_top)
+ *   i.e. o < c - margin IQR (maximize), o > c + margin IQR (minimize).
+ * When no trial has finished yet it says nothing.
+ * Defaults: metric = "objective", neighbors = 5, window = 3, top_share = 0.25,
+ *   min_finished = 10, min_outcomes = 20, margin = 0.1; min_step = 3, persistence = 2,
+ *   protectable. Stage: every step. Enabled by default: see docs/benchmarks.md for how the
+ *   setting was chosen.
+ * Source: new in bttackler; learning-curve extrapolation from the study's own curves, in
+ *   the spirit of the nearest-neighbour curve forecasts of learning-curve prediction (e.g.
+ *   Domhan et al., IJCAI 2015, who fit parametric curves instead), made safe for a live
+ *   study: an optimistic end of the interval, carried-forward outcomes, persistence and
+ *   cohort protection.
+ */
+import { describeObjective, inferDirection, OBJECTIVE, type ObjectiveCandidate, objectiveCandidates, objectiveValue } from "./objective.js";
+import type { Finding, RuleContext, Series, SymptomRule } from "./rule.js";
+import { fmt, percentileOfSorted, searchSorted } from "./stats.js";
+import type { ObjectiveConfig, PrognosisOptions } from "./types.js";
+
+/** The value of a series at a step, or undefined. */
+function valueAt(series: Series, step: number): number | undefined {
+  const i = searchSorted(series.steps as number[], step, "left");
+  return series.steps[i] === step ? series.values[i] : undefined;
+}
+
+export class PrognosisRule implements SymptomRule {
+  readonly code = "PROG" as const;
+  private readonly candidates: ObjectiveCandidate[];
+
+  constructor(
+    readonly options: PrognosisOptions,
+    objective: ObjectiveConfig,
+  ) {
+    if (options.metric === OBJECTIVE) {
+      this.candidates = objectiveCandidates(objective);
+    } else {
+      const direction = options.direction === "auto" ? (inferDirection(options.metric) ?? "maximize") : options.direction;
+      this.candidates = [{ metric: options.metric, direction }];
+    }
+  }
+
+  /** The metrics whose outcomes the engine must keep. */
+  get outcomeMetrics(): string[] {
+    return this.candidates.map((c) => c.metric);
+  }
+
+  check(ctx: RuleContext): Finding[] {
+    const o = this.options;
+    const judged = objectiveValue(this.candidates, ctx.payload);
+    if (judged === undefined) return [];
+    const outcomes = ctx.outcomes(judged.metric);
+    if (outcomes === undefined || outcomes.finished.length < o.min_finished) return [];
+    const left = outcomes.finished.length + outcomes.departed.length;
+    if (left < o.min_outcomes) return [];
+
+    const own = ctx.series(judged.metric);
+    const window = own.steps.slice(-o.window);
+    const vt = judged.value;
+    const scored: { d: number; f: number }[] = [];
+    for (const j of outcomes.finished) {
+      const last = j.steps[j.steps.length - 1];
+      if (last === undefined || last <= ctx.step) continue;
+      let sum = 0;
+      let ok = true;
+      for (const [k, s] of window.entries()) {
+        const u = valueAt(j, s);
+        if (u === undefined) {
+          ok = false;
+          break;
+        }
+        sum += Math.abs((own.values[own.values.length - window.length + k] as number) - u);
+      }
+      const ut = valueAt(j, ctx.step);
+      if (!ok || ut === undefined) continue;
+      scored.push({ d: sum / window.length, f: (j.values[j.values.length - 1] as number) + (vt - ut) });
+    }
+    if (scored.length < Math.min(o.neighbors, o.min_finished)) return [];
+    // stable: equal distances keep the finishing order
+    const nearest = scored
+      .map((x, i) => ({ ...x, i }))
+      .sort((a, b) => a.d - b.d || a.i - b.i)
+      .slice(0, o.neighbors);
+    const forecasts = nearest.map((x) => x.f);
+    const low = Math.min(...forecasts);
+    const high = Math.max(...forecasts);
+    const maximize = judged.direction === "maximize";
+    const optimistic = maximize ? high : low;
+
+    const all = [...outcomes.finished.map((j) => j.values[j.values.length - 1] as number), ...outcomes.departed].sort((a, b) => a - b);
+    const cut = percentileOfSorted(all, maximize ? 100 * (1 - o.top_share) : 100 * o.top_share);
+    const spread = percentileOfSorted(all, 75) - percentileOfSorted(all, 25);
+    const limit = maximize ? cut - o.margin * spread : cut + o.margin * spread;
+    if (!(maximize ? optimistic < limit : optimistic > limit)) return [];
+    const name = describeObjective(judged);
+    return [
+      {
+        rule: "cannot_reach_top",
+        message:
+          `final ${name} forecast ${fmt(low)} to ${fmt(high)} from the ${nearest.length} finished trials with the nearest curves; ` +
+          `even ${fmt(optimistic)} misses the top ${fmt(o.top_share * 100)} % (${maximize ? "at least" : "at most"} ${fmt(limit)}, over ${all.length} trials that left the study)`,
+        evidence: { indicator: `optimistic forecast of the final ${name}`, value: optimistic, threshold: limit },
+      },
+    ];
+  }
+}

@@ -1,0 +1,134 @@
+/** PROG (src/diagnosis/prognosis.ts): the forecast from the nearest finished curves, the carried-forward cut, silence before enough trials finished. */
+import { describe, expect, it } from "vitest";
+import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
+import type { PayloadV1 } from "../../src/diagnosis/types.js";
+import { resolveConfig } from "../../src/schema/validate.js";
+import { family, onlyRules, tags } from "../helpers.js";
+
+const STEPS = 10;
+
+/** An engine with PROG alone, judging from step 2 once 4 trials finished and 6 left. */
+function progEngine(prog: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): DiagnosisEngine {
+  return new DiagnosisEngine(
+    onlyRules(["PROG"], { max_steps: STEPS, protection: { enabled: false }, rules: { PROG: { min_step: 2, min_finished: 4, min_outcomes: 6, neighbors: 2, persistence: 1, margin: 0, ...prog } }, ...extra }),
+  );
+}
+
+/** A curve rising linearly from `start` to `end` over STEPS steps. */
+function rising(start: number, end: number): number[] {
+  return Array.from({ length: STEPS }, (_, s) => start + ((end - start) * s) / (STEPS - 1));
+}
+
+type Metric = "val_acc" | "val_loss";
+
+/** Runs a trial to the end (complete) with the given curve. */
+function finish(engine: DiagnosisEngine, trial: string, values: number[], metric: Metric = "val_acc"): void {
+  values.forEach((v, step) => engine.report(trial, { step, metrics: { [metric]: v } }));
+  engine.end(trial, "complete");
+}
+
+const at = (step: number, v: number, metric: Metric = "val_acc"): PayloadV1 => ({ step, metrics: { [metric]: v } });
+
+describe("PROG rule formula", () => {
+  it("has the documented defaults", () => {
+    const o = resolveConfig({}).rules.PROG;
+    expect([o.metric, o.direction, o.neighbors, o.window, o.top_share, o.min_finished, o.min_outcomes, o.margin, o.min_step, o.persistence, o.protectable]).toEqual([
+      "objective",
+      "auto",
+      5,
+      3,
+      0.25,
+      10,
+      20,
+      0.1,
+      3,
+      2,
+      true,
+    ]);
+  });
+
+  it.each(["maximize", "minimize"] as const)("stops a trial whose nearest finished curves all end below the top quartile, not one that follows a winner (%s)", (direction) => {
+    const engine = progEngine();
+    const metric: Metric = direction === "maximize" ? "val_acc" : "val_loss";
+    const flip = (xs: number[]): number[] => (direction === "maximize" ? xs : xs.map((x) => 1 - x));
+    // finished: two winners (end 0.9, 0.95) and four mediocre ones (end 0.5-0.6); the cut is their top quartile
+    finish(engine, "w1", flip(rising(0.3, 0.9)), metric);
+    finish(engine, "w2", flip(rising(0.35, 0.95)), metric);
+    finish(engine, "m1", flip(rising(0.1, 0.5)), metric);
+    finish(engine, "m2", flip(rising(0.12, 0.55)), metric);
+    finish(engine, "m3", flip(rising(0.11, 0.6)), metric);
+    finish(engine, "m4", flip(rising(0.1, 0.52)), metric);
+    const slow = flip(rising(0.1, 0.5));
+    expect(tags(engine.report("slow", at(0, slow[0]!, metric)))).toEqual([]);
+    expect(tags(engine.report("slow", at(1, slow[1]!, metric)))).toEqual([]); // min_step 2
+    const stop = engine.report("slow", at(2, slow[2]!, metric));
+    expect(tags(stop)).toEqual(["PROG:cannot_reach_top:stop"]);
+    const symptom = family(stop, "PROG")[0]!;
+    expect(symptom.evidence.indicator).toBe(`optimistic forecast of the final ${metric}${metric === "val_loss" ? " (objective fallback: no val_acc in the payload)" : ""}`);
+    expect(symptom.message).toMatch(/forecast .* from the 2 finished trials with the nearest curves; even .* misses the top 25 % \(at (least|most) .*, over 6 trials that left the study\)/);
+    const winner = flip(rising(0.32, 0.92));
+    for (let s = 0; s < 5; s++) expect(tags(engine.report("follows-w1", at(s, winner[s]!, metric)))).toEqual([]);
+  });
+
+  it("spares a trial that misses the cut by less than margin x the outcomes' interquartile range", () => {
+    const run = (margin: number): string[] => {
+      const engine = progEngine({ margin });
+      finish(engine, "w1", rising(0.3, 0.9));
+      finish(engine, "w2", rising(0.35, 0.95));
+      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+      // outcomes 0.5 x4, 0.9, 0.95: cut P75 = 0.8, IQR = 0.3; the slow trial's optimistic forecast is 0.5
+      const slow = rising(0.1, 0.5);
+      return [0, 1, 2].flatMap((s) => tags(engine.report("slow", at(s, slow[s]!))));
+    };
+    expect(run(0.9)).toEqual(["PROG:cannot_reach_top:stop"]); // 0.5 < 0.8 - 0.27
+    expect(run(1.1)).toEqual([]); // 0.5 > 0.8 - 0.33
+  });
+
+  it("says nothing while fewer than min_finished trials have finished, or fewer than min_outcomes have left", () => {
+    const engine = progEngine();
+    finish(engine, "w1", rising(0.3, 0.9));
+    finish(engine, "m1", rising(0.1, 0.5));
+    finish(engine, "m2", rising(0.1, 0.5));
+    const slow = rising(0.1, 0.5);
+    for (let s = 0; s < 5; s++) expect(tags(engine.report("early", at(s, slow[s]!)))).toEqual([]);
+    finish(engine, "m3", rising(0.1, 0.5)); // 4 finished, 5 left: still short of min_outcomes 6
+    for (let s = 0; s < 5; s++) expect(tags(engine.report("still", at(s, slow[s]!)))).toEqual([]);
+  });
+
+  it("counts stopped and pruned trials at their last value in the cut, so it does not rise as weak trials leave", () => {
+    // four finished: one winner (0.9) and three at 0.6; the cut over them alone is 0.675, which a trial heading for
+    // 0.62 misses. Eight pruned trials at 0.2 carried forward lower the cut to 0.6: it is reachable.
+    const engine = progEngine({ neighbors: 3 });
+    finish(engine, "w", rising(0.3, 0.9));
+    for (const t of ["a", "b", "c"]) finish(engine, t, rising(0.1, 0.6));
+    for (let i = 0; i < 8; i++) {
+      engine.report(`p${i}`, at(0, 0.1));
+      engine.report(`p${i}`, at(1, 0.2));
+      engine.end(`p${i}`, "pruned");
+    }
+    const ok = rising(0.12, 0.62);
+    for (let s = 0; s < 5; s++) expect(tags(engine.report("fair", at(s, ok[s]!)))).toEqual([]);
+  });
+
+  it("needs persistence and respects protection like the soft rules", () => {
+    const engine = progEngine({ persistence: 2 });
+    finish(engine, "w1", rising(0.3, 0.9));
+    finish(engine, "w2", rising(0.35, 0.95));
+    for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+    const slow = rising(0.1, 0.5);
+    engine.report("slow", at(0, slow[0]!));
+    engine.report("slow", at(1, slow[1]!));
+    expect(tags(engine.report("slow", at(2, slow[2]!)))).toEqual(["PROG:cannot_reach_top:watch"]);
+    expect(tags(engine.report("slow", at(3, slow[3]!)))).toEqual(["PROG:cannot_reach_top:stop"]);
+  });
+
+  it("stays silent when disabled, and when the trial reports no objective", () => {
+    const off = new DiagnosisEngine(onlyRules([], { max_steps: STEPS, protection: { enabled: false }, rules: { PROG: { min_step: 2, min_finished: 4, min_outcomes: 6, neighbors: 2, persistence: 1 } } }));
+    for (const t of ["w1", "w2", "m1", "m2", "m3", "m4"]) finish(off, t, t.startsWith("w") ? rising(0.3, 0.9) : rising(0.1, 0.5));
+    const slow = rising(0.1, 0.5);
+    for (let s = 0; s < 5; s++) expect(tags(off.report("slow", at(s, slow[s]!)))).toEqual([]);
+    const on = progEngine();
+    for (const t of ["w1", "w2", "m1", "m2", "m3", "m4"]) finish(on, t, t.startsWith("w") ? rising(0.3, 0.9) : rising(0.1, 0.5));
+    for (let s = 0; s < 5; s++) expect(tags(on.report("mute", { step: s, metrics: { other: 1 } }))).toEqual([]);
+  });
+});
