@@ -1,9 +1,10 @@
 """The early-stopping methods the simulator compares, all behind one small interface.
 
 Every method sees the same thing at the end of each epoch but the last: the trial's
-``val_acc`` of that epoch (bttackler also gets the epoch's whole payload v1, which carries
-the same ``val_acc``). The baselines are the real implementations from the installed
-``optuna`` and ``nni`` packages, driven the way their hosts drive them:
+objective of that epoch (the task's metric, e.g. ``val_acc`` or ``val_loss``; bttackler also
+gets the epoch's whole payload v1, which carries the same value). The baselines are the real
+implementations from the installed ``optuna`` and ``nni`` packages, driven the way their
+hosts drive them, in the task's direction:
 
 - Optuna pruners through ask/tell: ``study.ask()`` when a trial starts, ``trial.report(val_acc,
   epoch)`` and ``trial.should_prune()`` after each epoch, ``study.tell`` when it ends;
@@ -17,49 +18,22 @@ import logging
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from traces import Trial, top_quartile_cut
-
-
-class Method:
-    """Decides, epoch by epoch, whether a trial goes on. One instance per simulated run."""
-
-    name = "none"
-
-    def start(self, trial: Trial) -> None:
-        """A worker starts the trial."""
-
-    def stop(self, trial: Trial, epoch: int) -> bool:
-        """Epoch ``epoch`` (0-based) of the trial has ended: True stops the trial."""
-        return False
-
-    def end(self, trial: Trial, completed: bool) -> None:
-        """The trial ran all its epochs (completed) or was stopped."""
-
-    def close(self) -> None:
-        """The run is over."""
-
-
-class NoStopping(Method):
-    """Every trial runs to the end: the baseline every figure is relative to."""
-
-    name = "none"
-
-
-def _acc(trial: Trial, epoch: int) -> float:
-    return trial.val_acc[epoch]
+from base import Method, NoStopping  # noqa: F401 - re-exported: the simulator and tests import them from here
+from reference_rules import ReferenceRules
+from traces import Objective, Trial, top_quartile_cut
 
 
 class OptunaPrunerMethod(Method):
-    """A real Optuna pruner, driven through ask/tell on a maximising in-memory study."""
+    """A real Optuna pruner, driven through ask/tell on an in-memory study in the task's direction."""
 
-    def __init__(self, name: str, make_pruner: Callable[[], Any], seed: int) -> None:
+    def __init__(self, name: str, make_pruner: Callable[[], Any], seed: int, goal: Objective = Objective()) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         self.name = name
         self._optuna = optuna
         self._study = optuna.create_study(
-            direction="maximize", pruner=make_pruner(), sampler=optuna.samplers.RandomSampler(seed=seed)
+            direction=goal.direction, pruner=make_pruner(), sampler=optuna.samplers.RandomSampler(seed=seed)
         )
         self._running: Dict[int, Any] = {}
 
@@ -68,7 +42,7 @@ class OptunaPrunerMethod(Method):
 
     def stop(self, trial: Trial, epoch: int) -> bool:
         t = self._running[trial.index]
-        t.report(_acc(trial, epoch), epoch)
+        t.report(trial.objective[epoch], epoch)
         return bool(t.should_prune())
 
     def end(self, trial: Trial, completed: bool) -> None:
@@ -76,8 +50,8 @@ class OptunaPrunerMethod(Method):
         state = self._optuna.trial.TrialState
         if not completed:
             self._study.tell(t, state=state.PRUNED)
-        elif math.isfinite(trial.val_acc[-1]):
-            self._study.tell(t, trial.val_acc[-1])
+        elif math.isfinite(trial.final):
+            self._study.tell(t, trial.final)
         else:
             self._study.tell(t, state=state.FAIL)
 
@@ -98,7 +72,7 @@ class NNIAssessorMethod(Method):
 
     def stop(self, trial: Trial, epoch: int) -> bool:
         history = self._history[trial.index]
-        history.append(_acc(trial, epoch))
+        history.append(trial.objective[epoch])
         return self._assessor.assess_trial(str(trial.index), list(history)) == self._bad
 
     def end(self, trial: Trial, completed: bool) -> None:
@@ -120,16 +94,20 @@ class ForesightOracle(Method):
         return epoch >= self._epoch and self._doomed(trial)
 
 
+#: The oracle whose TSBA is a task's ceiling: every trial below the top quartile, stopped after epoch 1.
+CEILING = "oracle-below-q75-at-1"
+
+
 def foresight_oracles(trials: Sequence[Trial]) -> Dict[str, Callable[[], Method]]:
-    """The ceilings of docs/benchmarks.md: the hopeless trials after epoch 1, the bottom half after
-    epoch 3, everything below the top quartile after epoch 2 and at once."""
-    half = sorted(t.final_val_acc for t in trials)[len(trials) // 2]
+    """The ceilings of docs/benchmarks.md: the hopeless trials at step 0, everything below the top
+    quartile after epoch 1 (the ceiling, CEILING) and at once, the bottom half after epoch 3."""
+    half = sorted(t.final_score for t in trials)[len(trials) // 2]
     q75 = top_quartile_cut(trials)
     specs: List[Tuple[str, int, Callable[[Trial], bool]]] = [
-        ("oracle-hopeless-after-1", 1, lambda t: t.hopeless),
-        ("oracle-bottom-half-after-3", 3, lambda t: t.final_val_acc < half),
-        ("oracle-below-q75-after-2", 2, lambda t: t.final_val_acc < q75),
-        ("oracle-below-q75-at-once", 0, lambda t: t.final_val_acc < q75),
+        ("oracle-hopeless-at-0", 0, lambda t: t.hopeless),
+        ("oracle-bottom-half-after-3", 3, lambda t: t.final_score < half),
+        (CEILING, 1, lambda t: t.final_score < q75),
+        ("oracle-below-q75-at-once", 0, lambda t: t.final_score < q75),
     ]
     return {name: (lambda name=name, epoch=epoch, doomed=doomed: ForesightOracle(name, epoch, doomed)) for name, epoch, doomed in specs}
 
@@ -162,32 +140,42 @@ class BTTacklerMethod(Method):
         self._client.end_trial(self._study, str(trial.index), "complete" if completed else "pruned")
 
 
-def baseline_factories(seed: int, epochs: int) -> Dict[str, Callable[[], Method]]:
-    """Every built-in baseline, with the defaults their documentation gives (a few need a choice; it is stated)."""
+def baseline_factories(seed: int, epochs: int, goal: Objective = Objective()) -> Dict[str, Callable[[], Method]]:
+    """Every built-in baseline, with the defaults their documentation gives (a few need a choice; it is stated),
+    in the task's direction. NNI's Curvefitting assumes a maximized, positive metric (it prunes below
+    ``threshold`` x the best): it is left out of a minimized task."""
     import optuna
     from nni.algorithms.hpo.curvefitting_assessor import CurvefittingAssessor
     from nni.algorithms.hpo.medianstop_assessor import MedianstopAssessor
 
     logging.getLogger("nni").setLevel(logging.ERROR)
     p = optuna.pruners
-    return {
-        "optuna-median": lambda: OptunaPrunerMethod("optuna-median", lambda: p.MedianPruner(), seed),
-        "optuna-percentile25": lambda: OptunaPrunerMethod("optuna-percentile25", lambda: p.PercentilePruner(25.0), seed),
-        "optuna-sha": lambda: OptunaPrunerMethod("optuna-sha", lambda: p.SuccessiveHalvingPruner(), seed),
+    # Threshold: a trial still no better than "learned nothing" after 4 epochs (Optuna's bound is inclusive of nothing: strictly worse)
+    bound = {"lower": goal.hopeless_at} if goal.maximize else {"upper": goal.hopeless_at}
+    factories: Dict[str, Callable[[], Method]] = {
+        "optuna-median": lambda: OptunaPrunerMethod("optuna-median", lambda: p.MedianPruner(), seed, goal),
+        "optuna-percentile25": lambda: OptunaPrunerMethod("optuna-percentile25", lambda: p.PercentilePruner(25.0), seed, goal),
+        "optuna-sha": lambda: OptunaPrunerMethod("optuna-sha", lambda: p.SuccessiveHalvingPruner(), seed, goal),
         # resources are epochs: 1 to the planned number
         "optuna-hyperband": lambda: OptunaPrunerMethod(
-            "optuna-hyperband", lambda: p.HyperbandPruner(min_resource=1, max_resource=epochs), seed
+            "optuna-hyperband", lambda: p.HyperbandPruner(min_resource=1, max_resource=epochs), seed, goal
         ),
         # patience 2: Median must say prune for 3 epochs in a row (Optuna documents no default)
         "optuna-patient-median": lambda: OptunaPrunerMethod(
-            "optuna-patient-median", lambda: p.PatientPruner(p.MedianPruner(), patience=2), seed
+            "optuna-patient-median", lambda: p.PatientPruner(p.MedianPruner(), patience=2), seed, goal
         ),
-        "optuna-wilcoxon": lambda: OptunaPrunerMethod("optuna-wilcoxon", lambda: p.WilcoxonPruner(), seed),
-        "nni-medianstop": lambda: NNIAssessorMethod("nni-medianstop", MedianstopAssessor(optimize_mode="maximize")),
-        "nni-curvefitting": lambda: NNIAssessorMethod(
-            "nni-curvefitting", CurvefittingAssessor(epoch_num=epochs, start_step=6, threshold=0.95, gap=1)
+        "optuna-threshold": lambda: OptunaPrunerMethod(
+            "optuna-threshold", lambda: p.ThresholdPruner(n_warmup_steps=4, **bound), seed, goal
         ),
+        "optuna-wilcoxon": lambda: OptunaPrunerMethod("optuna-wilcoxon", lambda: p.WilcoxonPruner(), seed, goal),
+        "nni-medianstop": lambda: NNIAssessorMethod("nni-medianstop", MedianstopAssessor(optimize_mode=goal.direction)),
+        "reference-bttackler": lambda: ReferenceRules(goal),
     }
+    if goal.maximize:
+        factories["nni-curvefitting"] = lambda: NNIAssessorMethod(
+            "nni-curvefitting", CurvefittingAssessor(epoch_num=epochs, start_step=6, threshold=0.95, gap=1)
+        )
+    return factories
 
 
 class CachedCurveModel:

@@ -1,31 +1,38 @@
-"""``npm run bench:hpo`` — closed-loop HPO simulation on recorded traces (issue #7).
+"""``npm run bench:hpo`` — closed-loop HPO simulation on recorded traces, one table per task and a pooled one.
 
-Random search with W workers under a time budget: each worker takes the next
-configuration of a seeded random order of the recorded trials, trains it epoch by epoch
-(each epoch costs its recorded seconds), and after every epoch but the last the method
-under test decides whether the trial goes on. A stopped trial frees its worker at once for
-the next configuration. A trial that runs all its epochs completes with its final
-validation accuracy; a stopped trial reports no result (as in NNI and Optuna, where an
-early-stopped or pruned trial is not a candidate for the best). Every method sees the same
-orders, the same epoch times and the same values (see methods.py).
+Each trace file is a task (traces.py): its trials and its objective (``val_acc`` maximized,
+``val_loss`` minimized, ...). Random search with W workers under a time budget: each worker
+takes the next configuration of a seeded random order of the recorded trials, trains it epoch
+by epoch (each epoch costs its recorded seconds), and after every epoch but the last the method
+under test decides whether the trial goes on. A stopped trial frees its worker at once for the
+next configuration. A trial that runs all its epochs completes with its final objective; a
+stopped trial reports no result (as in NNI, Optuna and Ray, where an early-stopped or pruned
+trial is not a candidate for the best). Every method sees the same orders, the same epoch times
+and the same values (see methods.py). Below, "best" follows the task's direction.
 
 Per method and seed, against ``none`` (no stopping) on the same order:
-- TSBA = (1 - T_i / T_none) x 100 %: T_none is when ``none`` reached its best accuracy within
-  the budget, T_i when the method first reached that accuracy (not reached: no TSBA, counted);
+- TSBA = (1 - T_i / T_none) x 100 %: T_none is when ``none`` reached its best objective within
+  the budget, T_i when the method first reached that objective (not reached: no TSBA, counted);
+  and TSBA as a share of the task's ceiling, the TSBA of the foresight oracle that stops every
+  trial below the top quartile after epoch 1 (methods.CEILING);
 - Top-10 hit ratio: of the 10 best completed trials of both runs pooled (a configuration both
   completed is in the pool twice; ties at the cut share the last places), the share that is
   the method's;
 - false kills: stopped trials that, run to the end, would have been among the 10 best of the
   trials either run started (ties at the cut included);
-- top-quartile stops: stopped trials whose unstopped final accuracy is in the top quartile of
-  all recorded trials, over the top-quartile trials started; hopeless caught: hopeless trials
-  (non-finite, or final accuracy <= 0.2) stopped before half their epochs, over those started.
+- top-quartile stops: stopped trials whose unstopped final objective is in the top quartile of
+  all recorded trials of the task, over the top-quartile trials started; hopeless caught:
+  hopeless trials (non-finite, or a final objective no better than the task's ``hopeless_at``:
+  chance accuracy, the constant predictor's loss) stopped before half their epochs, over those started.
+The pooled table puts every task's seeds together (TSBA and hit ratio: the mean over all
+task-seeds; counts: summed; share of the ceiling: the mean of the tasks' shares).
 
 Usage (from the repository root, after ``npm run build`` and with .venv set up by ``npm run test:python``):
-  .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz
-      [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
+  .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz [--traces OTHER_TASK ...] [--traces-dir DIR]
+      [--loss-only-view] [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
       [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--explain] [--fresh-curve-fits]
       [--out-dir DIR] [--quiet]
+A task recorded in shards is given as one --traces with the files joined by "+".
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from methods import (  # noqa: E402
+    CEILING,
     BTTacklerMethod,
     CachedCurveModel,
     Method,
@@ -54,7 +62,7 @@ from methods import (  # noqa: E402
     cache_curve_fits,
     foresight_oracles,
 )
-from traces import Trial, load_traces, top_quartile_cut  # noqa: E402
+from traces import Task, Trial, load_task, load_traces, loss_only_view, top_quartile_cut  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 TOP_K = 10
@@ -68,7 +76,7 @@ class RunResult:
     seed: int
     budget: float
     started: List[int] = field(default_factory=list)
-    #: (time, trial index, final val acc)
+    #: (time, trial index, final score: the objective, negated when it is minimized)
     completed: List[Tuple[float, int, float]] = field(default_factory=list)
     #: (time, trial index, epoch at which it was stopped)
     stopped: List[Tuple[float, int, int]] = field(default_factory=list)
@@ -101,7 +109,7 @@ def simulate(trials: Sequence[Trial], order: Sequence[int], method: Method, work
         trial = trials[position]
         last = epoch == trial.epochs - 1
         if last:
-            result.completed.append((now, trial.index, trial.final_val_acc))
+            result.completed.append((now, trial.index, trial.final_score))
             method.end(trial, True)
             start_next(worker, now)
             continue
@@ -119,7 +127,7 @@ def simulate(trials: Sequence[Trial], order: Sequence[int], method: Method, work
 
 
 def best_curve(result: RunResult) -> List[Tuple[float, float]]:
-    """(time, best final accuracy completed so far), one point per improvement."""
+    """(time, best final score completed so far), one point per improvement."""
     curve: List[Tuple[float, float]] = []
     best = -math.inf
     for t, _, acc in sorted(result.completed):
@@ -130,7 +138,7 @@ def best_curve(result: RunResult) -> List[Tuple[float, float]]:
 
 
 def tsba(method: RunResult, baseline: RunResult) -> Optional[float]:
-    """Time-saving for baseline accuracy in percent; None when the method never reached the baseline's best."""
+    """Time-saving for baseline accuracy (the objective's best) in percent; None when the method never reached the baseline's best."""
     base = best_curve(baseline)
     if not base:
         return None
@@ -159,11 +167,11 @@ def top_k_hit_ratio(method: RunResult, baseline: RunResult, k: int = TOP_K) -> f
 def false_kills(method: RunResult, baseline: RunResult, by_index: Mapping[int, Trial], k: int = TOP_K) -> List[int]:
     """Stopped trials that, unstopped, would have been among the k best of the trials either run started."""
     started = set(method.started) | set(baseline.started)
-    finals = sorted((by_index[i].final_val_acc for i in started), reverse=True)
+    finals = sorted((by_index[i].final_score for i in started), reverse=True)
     if not finals:
         return []
     cut = finals[min(k, len(finals)) - 1]
-    return sorted(i for _, i, _ in method.stopped if by_index[i].final_val_acc >= cut)
+    return sorted(i for _, i, _ in method.stopped if by_index[i].final_score >= cut)
 
 
 def median_tsba(per_seed: Sequence[Optional[float]]) -> float:
@@ -205,6 +213,13 @@ class MethodSummary:
     hopeless_caught: int
     hopeless_started: int
     decide_ms: float
+    #: per task: the mean TSBA over the ceiling oracle's mean TSBA (filled in by the caller)
+    ceiling_share: List[float] = field(default_factory=list)
+
+    @property
+    def safe(self) -> bool:
+        """The safety lines of the goals: no eventual top-10 trial stopped, at most 2 % of the top quartile."""
+        return sum(self.false_kills) == 0 and self.top_quartile_stopped <= 0.02 * max(1, self.top_quartile_started)
 
 
 def summarize(name: str, runs: Sequence[RunResult], baselines: Sequence[RunResult], trials: Sequence[Trial]) -> MethodSummary:
@@ -227,7 +242,7 @@ def summarize(name: str, runs: Sequence[RunResult], baselines: Sequence[RunResul
         stopped_at = {i: e for _, i, e in run.stopped}
         for i in run.started:
             t = by_index[i]
-            if t.final_val_acc >= q75:
+            if t.final_score >= q75:
                 s.top_quartile_started += 1
                 s.top_quartile_stopped += i in stopped_at
             if t.hopeless:
@@ -239,6 +254,31 @@ def summarize(name: str, runs: Sequence[RunResult], baselines: Sequence[RunResul
     return s
 
 
+def with_ceiling_share(summaries: Sequence[MethodSummary]) -> None:
+    """Sets each summary's share of the ceiling: its mean TSBA over the ceiling oracle's (one task)."""
+    ceiling = next((s for s in summaries if s.method == CEILING), None)
+    top = statistics.fmean(ceiling.tsba) if ceiling is not None and ceiling.tsba else math.nan
+    for s in summaries:
+        s.ceiling_share = [statistics.fmean(s.tsba) / top] if s.tsba and top > 0 else []
+
+
+def pool(per_task: Sequence[Sequence[MethodSummary]]) -> List[MethodSummary]:
+    """One summary per method over every task: lists joined, counts summed, ceiling shares kept per task."""
+    pooled: Dict[str, MethodSummary] = {}
+    for summaries in per_task:
+        for s in summaries:
+            p = pooled.get(s.method)
+            if p is None:
+                pooled[s.method] = MethodSummary(**{**s.__dict__, **{k: list(v) for k, v in s.__dict__.items() if isinstance(v, list)}})
+                continue
+            for name in ("tsba", "tsba_per_seed", "hit", "completed", "started", "stopped", "false_kills", "ceiling_share"):
+                getattr(p, name).extend(getattr(s, name))
+            for name in ("tsba_missed", "top_quartile_stopped", "top_quartile_started", "hopeless_caught", "hopeless_started"):
+                setattr(p, name, getattr(p, name) + getattr(s, name))
+            p.decide_ms = max(p.decide_ms, s.decide_ms)
+    return list(pooled.values())
+
+
 def fmt_ci(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
     m, h = mean_ci([v * scale for v in values])
     if math.isnan(m):
@@ -247,21 +287,24 @@ def fmt_ci(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
 
 
 def table(summaries: Sequence[MethodSummary], seeds: int) -> str:
+    """``seeds``: the runs behind each row (seeds x tasks for the pooled table)."""
     head = (
-        "| method | TSBA vs none, % | seeds not reaching none's best | TSBA median over all seeds, % | Top-10 hit ratio vs none, % "
-        "| trials completed | trials stopped | false kills (top-10 trials stopped) | top-quartile trials stopped "
-        "| hopeless trials stopped by mid-training |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+        "| method | TSBA vs none, % | share of the ceiling's TSBA, % | seeds not reaching none's best | TSBA median over all seeds, % "
+        "| Top-10 hit ratio vs none, % | trials completed | trials stopped | false kills (top-10 trials stopped) "
+        "| top-quartile trials stopped | hopeless trials stopped by mid-training | safe |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     )
     rows = []
     for s in summaries:
         med = median_tsba(s.tsba_per_seed)
         med_text = "not reached" if med == -math.inf else "n/a" if math.isnan(med) else f"{med:.1f}"
+        share = f"{100 * statistics.fmean(s.ceiling_share):.0f}" if s.ceiling_share else "n/a"
         rows.append(
-            f"| {s.method} | {fmt_ci(s.tsba) if s.tsba else 'n/a'} | {s.tsba_missed}/{seeds} | {med_text} | {fmt_ci(s.hit, 100)} | {fmt_ci(s.completed)} "
-            f"| {fmt_ci(s.stopped)} | {sum(s.false_kills)} in {seeds} seeds ({fmt_ci(s.false_kills, digits=2)} per seed) "
+            f"| {s.method} | {fmt_ci(s.tsba) if s.tsba else 'n/a'} | {share} | {s.tsba_missed}/{seeds} | {med_text} | {fmt_ci(s.hit, 100)} | {fmt_ci(s.completed)} "
+            f"| {fmt_ci(s.stopped)} | {sum(s.false_kills)} in {seeds} runs ({fmt_ci(s.false_kills, digits=2)} per run) "
             f"| {s.top_quartile_stopped}/{s.top_quartile_started} ({100 * s.top_quartile_stopped / max(1, s.top_quartile_started):.1f} %) "
-            f"| {s.hopeless_caught}/{s.hopeless_started} ({100 * s.hopeless_caught / max(1, s.hopeless_started):.1f} %) |"
+            f"| {s.hopeless_caught}/{s.hopeless_started} ({100 * s.hopeless_caught / max(1, s.hopeless_started):.1f} %) "
+            f"| {'yes' if s.safe else 'no'} |"
         )
     return head + "\n".join(rows) + "\n"
 
@@ -276,61 +319,71 @@ def explain_top_quartile_stops(trials: Sequence[Trial], runs: Sequence[Tuple[Run
     reasons: Dict[Tuple[int, int], str] = {}
     for run, why in runs:
         for _, index, epoch in run.stopped:
-            if by_index[index].final_val_acc >= q75:
+            if by_index[index].final_score >= q75:
                 counts[(index, epoch)] = counts.get((index, epoch), 0) + 1
                 reasons.setdefault((index, epoch), why.get(index, ""))
-    lines = [f"top-quartile trials (final val acc >= {q75:.4f}) stopped in {len(runs)} runs: {len(counts)} (trial, step) pairs"]
+    goal = trials[0].goal if trials else None
+    metric = goal.metric if goal else "objective"
+    cut = (q75 if goal is None or goal.maximize else -q75) if trials else math.nan
+    sign = ">=" if goal is None or goal.maximize else "<="
+    lines = [f"top-quartile trials (final {metric} {sign} {cut:.4f}) stopped in {len(runs)} runs: {len(counts)} (trial, step) pairs"]
     for (index, epoch), n in sorted(counts.items()):
-        lines.append(f"- trial {index} (final {by_index[index].final_val_acc:.3f}) at step {epoch}, in {n} runs: {reasons[(index, epoch)]}")
+        lines.append(f"- trial {index} (final {by_index[index].final:.3f}) at step {epoch}, in {n} runs: {reasons[(index, epoch)]}")
     return "\n".join(lines)
 
 
-def plot(runs_by_method: Mapping[str, Sequence[RunResult]], budget: float, path: str) -> None:
-    """Best accuracy so far against time, averaged over seeds, one line per method."""
+def plot(runs_by_method: Mapping[str, Sequence[RunResult]], budget: float, path: str, task: Task, workers: int) -> None:
+    """The best objective so far against time, averaged over seeds, one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    value = (lambda score: score) if task.goal.maximize else (lambda score: -score)
     grid = [budget * i / 400 for i in range(401)]
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=110)
     for name, runs in runs_by_method.items():
+        if name.startswith("oracle-"):
+            continue
         mean_curve = []
         for t in grid:
             values = []
             for run in runs:
-                best = [acc for when, acc in best_curve(run) if when <= t]
-                values.append(best[-1] if best else math.nan)
-            known = [v for v in values if not math.isnan(v)]
+                best = [score for when, score in best_curve(run) if when <= t]
+                values.append(value(best[-1]) if best else math.nan)
+            known = [v for v in values if math.isfinite(v)]
             mean_curve.append(statistics.fmean(known) if len(known) == len(values) else math.nan)
         style = {"linewidth": 2.6, "color": "black"} if name == "bttackler" else {"linewidth": 1.3}
         if name == "none":
             style = {"linewidth": 1.6, "color": "grey", "linestyle": "--"}
         ax.plot([t / 60 for t in grid], mean_curve, label=name, **style)
-    ax.set_xlabel("simulated time, minutes (4 workers)")
-    ax.set_ylabel("best validation accuracy so far (mean over seeds)")
-    ax.set_title("Random search on recorded MNIST traces: best accuracy so far")
-    finite = [acc for runs in runs_by_method.values() for run in runs for _, _, acc in run.completed]
+    ax.set_xlabel(f"simulated time, minutes ({workers} workers)")
+    ax.set_ylabel(f"best {task.goal.metric} so far (mean over seeds)")
+    ax.set_title(f"Random search on recorded traces ({task.name}): best {task.goal.metric} so far")
+    finite = [value(score) for name, runs in runs_by_method.items() if not name.startswith("oracle-") for run in runs for _, _, score in run.completed]
+    finite = [v for v in finite if math.isfinite(v)]
     if finite:
-        top = max(finite)
-        ax.set_ylim(max(0.0, top - 0.08), min(1.0, top + 0.01))
+        best = max(finite) if task.goal.maximize else min(finite)
+        spread = (max(finite) - min(finite)) or 1.0
+        low, high = (best - 0.25 * spread, best + 0.02 * spread) if task.goal.maximize else (best - 0.02 * spread, best + 0.25 * spread)
+        ax.set_ylim(low, high)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right" if task.goal.maximize else "upper right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
-def bttackler_session(config: Optional[Mapping[str, Any]]) -> Tuple[Callable[[int], Method], Callable[[], None]]:
-    """A local ``bttackler serve`` (in memory) and a factory of per-seed bttackler methods against it."""
+def bttackler_session(config: Optional[Mapping[str, Any]]) -> Tuple[Callable[..., Method], Callable[[], None]]:
+    """A local ``bttackler serve`` (in memory) and a factory of per-seed (and per-task) bttackler methods against it."""
     from bttackler import BTTacklerClient, LocalService
 
     service = LocalService(db=":memory:", command=["node", os.path.join(ROOT, "dist", "cli", "main.js")])
     client = BTTacklerClient(service=service, timeout=30.0)
     run_id = uuid.uuid4().hex[:8]
 
-    def make(seed: int) -> Method:
-        return BTTacklerMethod(client, f"hpo-{run_id}-seed{seed}", config)
+    def make(seed: int, task: str = "task") -> Method:
+        return BTTacklerMethod(client, f"hpo-{run_id}-{task}-seed{seed}", config)
 
     def close() -> None:
         client.close()
@@ -342,20 +395,89 @@ def bttackler_session(config: Optional[Mapping[str, Any]]) -> Tuple[Callable[[in
 ALL_METHODS = [
     "none",
     "bttackler",
+    "reference-bttackler",
     "optuna-median",
     "optuna-percentile25",
     "optuna-sha",
     "optuna-hyperband",
     "optuna-patient-median",
+    "optuna-threshold",
     "optuna-wilcoxon",
     "nni-medianstop",
     "nni-curvefitting",
 ]
 
 
+@dataclass
+class TaskResult:
+    task: Task
+    budget: float
+    runs: Dict[str, List[RunResult]]
+    summaries: List[MethodSummary]
+    reasons: List[Tuple[RunResult, Mapping[int, str]]]
+
+
+def run_task(task: Task, methods: Sequence[str], args: argparse.Namespace, make_bttackler: Optional[Callable[..., Method]], log: Callable[..., None]) -> TaskResult:
+    """Every method on every seed of one task; the summaries carry their share of the task's ceiling."""
+    trials = task.trials
+    epochs = task.epochs
+    oracles = foresight_oracles(trials)
+    if not args.oracle:
+        oracles = {CEILING: oracles[CEILING]}
+    budget = args.budget_frac * sum(sum(t.seconds) for t in trials) / args.workers
+    names = [m for m in methods if m != "nni-curvefitting" or task.goal.maximize] + list(oracles)
+    log(f"{task.name}: {len(trials)} trials x {epochs} epochs, {task.goal.metric} ({task.goal.direction}); {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}")
+    runs: Dict[str, List[RunResult]] = {m: [] for m in names}
+    reasons: List[Tuple[RunResult, Mapping[int, str]]] = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        order = list(range(len(trials)))
+        random.Random(seed).shuffle(order)
+        factories = baseline_factories(seed, epochs, task.goal)
+        for m in names:
+            if m == "none":
+                method: Method = NoStopping()
+            elif m == "bttackler":
+                method = make_bttackler(seed, task.name.replace(" ", "_"))  # type: ignore[misc]
+            elif m in oracles:
+                method = oracles[m]()
+            else:
+                method = factories[m]()
+            t0 = time.perf_counter()
+            r = simulate(trials, order, method, args.workers, budget, seed)
+            runs[m].append(r)
+            if isinstance(method, BTTacklerMethod):
+                reasons.append((r, dict(method.reasons)))
+            log(f"{task.name} seed {seed} {m:26s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
+    summaries = [summarize(m, runs[m], runs["none"], trials) for m in names if m != "none"]
+    with_ceiling_share(summaries)
+    return TaskResult(task, budget, runs, summaries, reasons)
+
+
+def load_tasks(specs: Sequence[str], parity: Optional[str], loss_only_view: bool) -> List[Task]:
+    """One task per --traces (files joined by "+" are shards of one task), and with ``loss_only_view``
+    the loss-only view of every maximized task."""
+    tasks: List[Task] = []
+    for spec in specs:
+        paths = spec.split("+")
+        first = load_task(paths[0])
+        task = first if len(paths) == 1 else Task(first.name, first.goal, load_traces(paths))
+        if parity is not None:
+            task = Task(task.name, task.goal, [t for t in task.trials if t.index % 2 == (0 if parity == "even" else 1)])
+        tasks.append(task)
+    if loss_only_view:
+        tasks += [loss_only(t) for t in tasks if t.goal.maximize]
+    return tasks
+
+
+def loss_only(task: Task) -> Task:
+    return loss_only_view(task)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--traces", action="append", required=True, help="trace file (.jsonl or .jsonl.gz); repeatable")
+    ap.add_argument("--traces", action="append", default=[], help="a task's trace file (.jsonl or .jsonl.gz; shards joined by +); repeatable, one task each")
+    ap.add_argument("--traces-dir", default=None, help="every *.jsonl.gz in this folder is a task (after the --traces ones)")
+    ap.add_argument("--loss-only-view", action="store_true", help="also run every maximized task as a loss-only study (no *_acc metrics, val_loss minimized)")
     ap.add_argument("--seeds", type=int, default=20, help="random orders of the trials (default 20)")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4)
@@ -363,7 +485,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--methods", default=",".join(ALL_METHODS))
     ap.add_argument("--bttackler-config", default=None, help="study config (JSON) for bttackler; default: the service's defaults")
     ap.add_argument("--parity", choices=["even", "odd"], default=None, help="only the trials with an even (or odd) index: calibrate's split")
-    ap.add_argument("--oracle", action="store_true", help="also run the foresight oracles (stop by the final accuracy; the ceilings in docs/benchmarks.md)")
+    ap.add_argument("--oracle", action="store_true", help="also run the other foresight oracles (the ceiling oracle always runs)")
     ap.add_argument(
         "--fresh-curve-fits",
         action="store_true",
@@ -372,9 +494,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument(
         "--explain",
         action="store_true",
-        help="after the table, list the top-quartile trials bttackler stopped, with the step, the number of seeds and its reason",
+        help="after each task's table, list the top-quartile trials bttackler stopped, with the step, the number of seeds and its reason",
     )
-    ap.add_argument("--out-dir", default=None, help="where to write results.md, best-so-far.png and runs.json")
+    ap.add_argument("--out-dir", default=None, help="where to write results.md, best-so-far-<task>.png and runs.json")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
@@ -393,68 +515,57 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         methods.insert(0, "none")
     config = json.loads(args.bttackler_config) if args.bttackler_config else None
 
-    trials = load_traces(args.traces)
-    if args.parity is not None:
-        trials = [t for t in trials if t.index % 2 == (0 if args.parity == "even" else 1)]
-    if len(trials) < 2 * args.workers:
-        print(f"too few trials in the traces: {len(trials)}", file=sys.stderr)
-        return 2
-    epochs = trials[0].epochs
-    oracles = foresight_oracles(trials) if args.oracle else {}
-    methods += list(oracles)
-    budget = args.budget_frac * sum(sum(t.seconds) for t in trials) / args.workers
+    specs = list(args.traces)
+    if args.traces_dir is not None:
+        specs += sorted(os.path.join(args.traces_dir, f) for f in os.listdir(args.traces_dir) if f.endswith(".jsonl.gz"))
+    if not specs:
+        ap.error("no traces: give --traces FILE or --traces-dir DIR")
+    tasks = load_tasks(specs, args.parity, args.loss_only_view)
+    for task in tasks:
+        if len(task.trials) < 2 * args.workers:
+            print(f"too few trials in {task.name}: {len(task.trials)}", file=sys.stderr)
+            return 2
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    log(f"{len(trials)} trials x {epochs} epochs; {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}; methods {', '.join(methods)}")
-
     if "nni-curvefitting" in methods and not args.fresh_curve_fits:
         cache_curve_fits()
     make_bttackler, close_bttackler = bttackler_session(config) if "bttackler" in methods else (None, lambda: None)
-    runs: Dict[str, List[RunResult]] = {m: [] for m in methods}
-    bttackler_reasons: List[Tuple[RunResult, Mapping[int, str]]] = []
+    results: List[TaskResult] = []
     started = time.perf_counter()
     try:
-        for seed in range(args.first_seed, args.first_seed + args.seeds):
-            order = list(range(len(trials)))
-            random.Random(seed).shuffle(order)
-            factories = baseline_factories(seed, epochs)
-            for m in methods:
-                if m == "none":
-                    method: Method = NoStopping()
-                elif m == "bttackler":
-                    method = make_bttackler(seed)  # type: ignore[misc]
-                elif m in oracles:
-                    method = oracles[m]()
-                else:
-                    method = factories[m]()
-                t0 = time.perf_counter()
-                runs[m].append(simulate(trials, order, method, args.workers, budget, seed))
-                r = runs[m][-1]
-                if isinstance(method, BTTacklerMethod):
-                    bttackler_reasons.append((r, dict(method.reasons)))
-                log(f"seed {seed} {m:22s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
+        for task in tasks:
+            results.append(run_task(task, methods, args, make_bttackler, log))
     finally:
         close_bttackler()
-    summaries = [summarize(m, runs[m], runs["none"], trials) for m in methods if m != "none"]
-    text = table(summaries, args.seeds)
-    none_completed = fmt_ci([len(r.completed) for r in runs["none"]])
-    header = (
-        f"{len(trials)} recorded trials x {epochs} epochs; random search, {args.workers} workers, budget {budget:.0f} s "
-        f"({args.budget_frac:g} of running every trial to the end); seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; "
-        f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n"
-    )
-    print(header + text)
-    if args.explain and bttackler_reasons:
-        print("\nbttackler: " + explain_top_quartile_stops(trials, bttackler_reasons))
+    text = ""
+    for r in results:
+        none_completed = fmt_ci([len(x.completed) for x in r.runs["none"]])
+        text += (
+            f"## {r.task.name}\n\n{len(r.task.trials)} recorded trials x {r.task.epochs} epochs; objective {r.task.goal.metric} "
+            f"({r.task.goal.direction}), hopeless at {r.task.goal.hopeless_at:g}; random search, {args.workers} workers, budget {r.budget:.0f} s "
+            f"({args.budget_frac:g} of running every trial to the end); seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; "
+            f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n" + table(r.summaries, args.seeds) + "\n"
+        )
+        if args.explain and r.reasons:
+            text += "bttackler: " + explain_top_quartile_stops(r.task.trials, r.reasons) + "\n\n"
+    if len(results) > 1:
+        text += (
+            f"## pooled: {len(results)} tasks ({', '.join(r.task.name for r in results)})\n\n"
+            f"Every task's seeds together ({args.seeds} x {len(results)} runs per method); share of the ceiling: the mean of the tasks' shares.\n\n"
+            + table(pool([r.summaries for r in results]), args.seeds * len(results))
+        )
+    print(text)
     log(f"simulated in {time.perf_counter() - started:.0f} s")
     if CachedCurveModel.calls:
         log(f"nni-curvefitting: {CachedCurveModel.calls} predictions from {len(CachedCurveModel.fits)} curve fits")
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, "results.md"), "w") as f:
-            f.write(header + text)
+            f.write(text)
         with open(os.path.join(args.out_dir, "runs.json"), "w") as f:
-            json.dump({m: [r.__dict__ for r in rs] for m, rs in runs.items()}, f)
-        plot(runs, budget, os.path.join(args.out_dir, "best-so-far.png"))
+            json.dump({r.task.name: {m: [x.__dict__ for x in rs] for m, rs in r.runs.items()} for r in results}, f)
+        for r in results:
+            slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in r.task.name).strip("-")
+            plot(r.runs, r.budget, os.path.join(args.out_dir, f"best-so-far-{slug}.png"), r.task, args.workers)
     return 0
 
 

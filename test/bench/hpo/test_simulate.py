@@ -118,7 +118,7 @@ def test_top10_hit_ratio_is_one_half_for_identical_runs_and_counts_shares_at_tie
 
 def test_false_kills_are_stopped_trials_that_would_have_been_among_the_best_started():
     trials = {i: trial(i, [0.1 * (i % 10), 0.01 * i]) for i in range(30)}
-    base = run_result([(1.0, i, trials[i].final_val_acc) for i in range(20)])
+    base = run_result([(1.0, i, trials[i].final_score) for i in range(20)])
     # trial 29 ends best of all; trial 3 among the worst
     method = run_result([], stopped=[(1.0, 29, 0), (1.0, 3, 0)], started=[29, 3])
     assert sim.false_kills(method, base, trials) == [29]
@@ -127,10 +127,9 @@ def test_false_kills_are_stopped_trials_that_would_have_been_among_the_best_star
 def test_foresight_oracles_stop_only_the_trials_below_their_cut_from_their_epoch_on():
     trials = [trial(i, [0.1 * (i + 1)] * 6) for i in range(8)]  # finals 0.1 ... 0.8
     oracles = foresight_oracles(trials)
-    assert list(oracles) == ["oracle-hopeless-after-1", "oracle-bottom-half-after-3", "oracle-below-q75-after-2", "oracle-below-q75-at-once"]
-    hopeless, half = oracles["oracle-hopeless-after-1"](), oracles["oracle-bottom-half-after-3"]()
-    assert [hopeless.stop(t, 0) for t in trials[:3]] == [False, False, False]  # not before epoch 1
-    assert [hopeless.stop(t, 1) for t in trials[:3]] == [True, True, False]  # 0.1, 0.2 are hopeless; 0.3 is not
+    assert list(oracles) == ["oracle-hopeless-at-0", "oracle-bottom-half-after-3", "oracle-below-q75-at-1", "oracle-below-q75-at-once"]
+    hopeless, half = oracles["oracle-hopeless-at-0"](), oracles["oracle-bottom-half-after-3"]()
+    assert [hopeless.stop(t, 0) for t in trials[:3]] == [True, True, False]  # 0.1, 0.2 are hopeless; 0.3 is not
     assert [half.stop(t, 3) for t in trials] == [True] * 4 + [False] * 4  # the median (0.5) and above are kept
     result = sim.simulate(trials, list(range(8)), oracles["oracle-below-q75-at-once"](), 2, 1e9, 1)
     assert sorted(i for _, i, _ in result.stopped) == [0, 1, 2, 3, 4]  # below the q75 cut, 0.6 (kept), of 0.1 ... 0.8
@@ -213,7 +212,7 @@ def test_parse_traces_drops_a_cut_short_last_line_and_refuses_other_bad_lines():
     with pytest.raises(ValueError, match="traces:1"):
         parse_traces("{not json\n" + line + "\n")
     nan = parse_traces(line.replace('"val_acc":0.5', '"val_acc":null') + "\n")[0]
-    assert math.isnan(nan.val_acc[0]) and nan.final_val_acc == 0.0
+    assert math.isnan(nan.objective[0]) and math.isnan(nan.final) and nan.final_score == -math.inf and nan.hopeless
 
 
 @pytest.mark.skipif(not os.path.exists(TRACES), reason="no committed traces yet")
@@ -223,4 +222,4 @@ def test_smoke_every_method_on_the_committed_traces(tmp_path, capsys):
     out = capsys.readouterr().out
     for m in sim.ALL_METHODS[1:]:
         assert f"| {m} |" in out
-    assert (tmp_path / "best-so-far.png").stat().st_size > 10_000
+    assert (tmp_path / "best-so-far-mnist-mlp.png").stat().st_size > 10_000

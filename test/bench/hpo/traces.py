@@ -1,18 +1,30 @@
-"""Recorded trials (bttackler.trace.v1, written by ``npm run bench:record``) as the simulator sees them.
+"""Recorded trials (bttackler.trace.v1, written by the trace recorders) as the simulator sees them.
 
-A trace line holds one trial trained for all its planned epochs, never stopped: every
-epoch's payload v1 (metrics ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``),
-the epoch's time and the held-out test accuracy. The simulator charges each epoch its
-recorded CPU seconds (wall seconds in traces without them) and feeds the methods the
-epoch's ``val_acc`` (and bttackler the whole payload). ``test_acc`` is never shown to a method.
+A trace file is one *task*: one model family on one data set, one objective. A trace line
+holds one trial trained for all its planned epochs, never stopped: every epoch's payload v1,
+the epoch's time and, where the task has one, a held-out test score. The simulator charges
+each epoch its recorded CPU seconds (wall seconds in traces without them) and feeds the
+methods the epoch's objective value (and bttackler the whole payload). The held-out test
+score is never shown to a method.
+
+A line may say what its task is:
+
+    "task": {"name": "mnist-cnn", "objective": {"metric": "val_acc", "direction": "maximize"},
+             "hopeless_at": 0.2}
+
+``hopeless_at`` is the final objective no better than which a trial learned nothing: chance
+accuracy for a classifier, the constant predictor's loss for a loss-only task. Lines without
+the block are the first recordings (MNIST MLPs, ten classes): ``val_acc``, maximized,
+hopeless at 0.2. Every line of a file must agree.
 """
 from __future__ import annotations
 
 import gzip
 import json
 import math
-from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Sequence
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 TRACE_FORMAT = "bttackler.trace.v1"
 #: Ten classes: a classifier at or below this validation accuracy learned nothing useful.
@@ -25,41 +37,88 @@ def _number(value: Any) -> float:
 
 
 @dataclass(frozen=True)
+class Objective:
+    """What a task optimizes: the metric, its direction, and the value that means nothing was learned."""
+
+    metric: str = "val_acc"
+    direction: str = "maximize"
+    hopeless_at: float = HOPELESS_ACC
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("maximize", "minimize"):
+            raise ValueError(f"objective direction must be maximize or minimize, got {self.direction!r}")
+
+    @property
+    def maximize(self) -> bool:
+        return self.direction == "maximize"
+
+    def score(self, value: float) -> float:
+        """Higher is better whatever the direction; a non-finite value is the worst score."""
+        if not math.isfinite(value):
+            return -math.inf
+        return value if self.maximize else -value
+
+    def hopeless(self, value: float) -> bool:
+        """Whether a final value is no better than ``hopeless_at`` (non-finite included)."""
+        return self.score(value) <= self.score(self.hopeless_at)
+
+
+MNIST_MLP = Objective()
+
+
+@dataclass(frozen=True)
 class Trial:
     """One recorded trial: what it costs per epoch and what it reports."""
 
     index: int
     config: Mapping[str, Any]
     payloads: Sequence[Mapping[str, Any]]
-    val_acc: Sequence[float]
-    test_acc: Sequence[float]
+    #: the objective's value at each epoch (NaN where not finite)
+    objective: Sequence[float]
+    test_score: Sequence[float]
     seconds: Sequence[float]
     status: str
+    goal: Objective = field(default=MNIST_MLP)
 
     @property
     def epochs(self) -> int:
         return len(self.payloads)
 
     @property
-    def final_val_acc(self) -> float:
-        """The validation accuracy it ends with when nobody stops it (NaN counts as nothing learned)."""
-        v = self.val_acc[-1]
-        return v if math.isfinite(v) else 0.0
+    def final(self) -> float:
+        """The objective it ends with when nobody stops it (NaN when not finite)."""
+        return self.objective[-1]
 
     @property
-    def final_test_acc(self) -> float:
-        v = self.test_acc[-1]
-        return v if math.isfinite(v) else 0.0
+    def final_score(self) -> float:
+        """``final`` as a score: higher is better, a non-finite end is the worst."""
+        return self.goal.score(self.final)
+
+    def score(self, epoch: int) -> float:
+        return self.goal.score(self.objective[epoch])
 
     @property
     def hopeless(self) -> bool:
-        """Non-finite training, or a final accuracy at chance level."""
-        return self.status == "non_finite" or self.final_val_acc <= HOPELESS_ACC
+        """Non-finite training, or a final objective no better than the task's ``hopeless_at``."""
+        return self.status == "non_finite" or self.goal.hopeless(self.final)
+
+
+@dataclass(frozen=True)
+class Task:
+    """The trials of one trace file and what they optimize."""
+
+    name: str
+    goal: Objective
+    trials: Sequence[Trial]
+
+    @property
+    def epochs(self) -> int:
+        return self.trials[0].epochs
 
 
 def top_quartile_cut(trials: Sequence[Trial]) -> float:
-    """The final accuracy at which the top quartile of ``trials`` starts (sorted[floor(0.75 (n - 1))])."""
-    finals = sorted(t.final_val_acc for t in trials)
+    """The final score at which the top quartile of ``trials`` starts (sorted[floor(0.75 (n - 1))])."""
+    finals = sorted(t.final_score for t in trials)
     return finals[int(0.75 * (len(finals) - 1))]
 
 
@@ -71,7 +130,17 @@ def _epoch_cost(epoch: Mapping[str, Any]) -> float:
     return cpu if math.isfinite(cpu) and cpu > 0 else _number(epoch.get("seconds"))
 
 
-def _trial(line: Mapping[str, Any]) -> Trial:
+def _goal(line: Mapping[str, Any], source: str) -> Objective:
+    task = line.get("task")
+    if task is None:
+        return MNIST_MLP
+    if not isinstance(task, dict) or not isinstance(task.get("objective"), dict):
+        raise ValueError(f"{source}: a task block needs an objective: {task!r}")
+    o = task["objective"]
+    return Objective(str(o.get("metric")), str(o.get("direction")), float(task.get("hopeless_at", math.nan)))
+
+
+def _trial(line: Mapping[str, Any], goal: Objective) -> Trial:
     epochs: List[Mapping[str, Any]] = list(line["epochs"])
     payloads = [dict(e["payload"]) for e in epochs]
     for p in payloads:
@@ -80,16 +149,20 @@ def _trial(line: Mapping[str, Any]) -> Trial:
         index=int(line["trial"]),
         config=dict(line["config"]),
         payloads=payloads,
-        val_acc=[_number((e["payload"].get("metrics") or {}).get("val_acc")) for e in epochs],
-        test_acc=[_number(e.get("test_acc")) for e in epochs],
+        objective=[_number((e["payload"].get("metrics") or {}).get(goal.metric)) for e in epochs],
+        test_score=[_number(e.get("test_acc", e.get("test_score"))) for e in epochs],
         seconds=[max(1e-6, _epoch_cost(e)) for e in epochs],
         status=str(line.get("status", "ok")),
+        goal=goal,
     )
 
 
-def parse_traces(text: str, source: str = "traces") -> List[Trial]:
-    """Trial lines of a trace file; a cut-short last line (a recording killed mid-write) is left out."""
+def parse_task(text: str, source: str = "traces", name: Optional[str] = None) -> Task:
+    """The trial lines of one trace file as a task; a cut-short last line (a recording killed
+    mid-write) is left out; lines that disagree on the task are refused."""
     trials: List[Trial] = []
+    goal: Optional[Objective] = None
+    task_name = name
     lines = text.split("\n")
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -102,31 +175,85 @@ def parse_traces(text: str, source: str = "traces") -> List[Trial]:
             raise ValueError(f"{source}:{number}: not JSON ({err})") from None
         if not isinstance(line, dict) or line.get("format") != TRACE_FORMAT:
             raise ValueError(f"{source}:{number}: not a {TRACE_FORMAT} trial line")
+        here = _goal(line, f"{source}:{number}")
+        if goal is None:
+            goal = here
+            given = (line.get("task") or {}).get("name")
+            task_name = task_name or (str(given) if given else None)
+        elif here != goal:
+            raise ValueError(f"{source}:{number}: the task's objective differs from the file's first line ({here} vs {goal})")
         if line.get("status") == "error" or not line.get("epochs"):
             continue  # training threw: nothing a host would have seen to the end
-        trials.append(_trial(line))
-    return trials
+        trials.append(_trial(line, here))
+    return Task(task_name or "traces", goal or MNIST_MLP, trials)
 
 
-def load_traces(paths: Sequence[str]) -> List[Trial]:
-    """Trials of one or more trace files (plain or gzip, told apart by their first bytes), in file order.
+def parse_traces(text: str, source: str = "traces") -> List[Trial]:
+    """The trials of one trace file's text (see parse_task)."""
+    return list(parse_task(text, source).trials)
 
-    Trials must have the same number of epochs; duplicate trial indices are refused.
-    """
-    trials: List[Trial] = []
-    for path in paths:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        trials.extend(parse_traces(raw.decode("utf-8"), path))
+
+def _read(path: str) -> str:
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return raw.decode("utf-8")
+
+
+def task_name_of(path: str) -> str:
+    base = os.path.basename(path)
+    for suffix in (".gz", ".jsonl"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    return base
+
+
+def _check(trials: Sequence[Trial], source: str) -> None:
     seen: Dict[int, int] = {}
     for t in trials:
         seen[t.index] = seen.get(t.index, 0) + 1
     dup = [i for i, n in seen.items() if n > 1]
     if dup:
-        raise ValueError(f"trial indices recorded twice: {sorted(dup)[:10]}")
+        raise ValueError(f"{source}: trial indices recorded twice: {sorted(dup)[:10]}")
     lengths = {t.epochs for t in trials}
     if len(lengths) > 1:
-        raise ValueError(f"trials have different numbers of epochs: {sorted(lengths)}")
+        raise ValueError(f"{source}: trials have different numbers of epochs: {sorted(lengths)}")
+
+
+def load_task(path: str) -> Task:
+    """One trace file (plain or gzip, told apart by their first bytes) as a task, named by its
+    task block or else by the file name. Trials must have the same number of epochs; duplicate
+    trial indices are refused."""
+    task = parse_task(_read(path), path)
+    task = replace(task, name=task.name if task.name != "traces" else task_name_of(path))
+    _check(task.trials, path)
+    return task
+
+
+def load_traces(paths: Sequence[str]) -> List[Trial]:
+    """The trials of one or more trace files of the same task, in file order (e.g. shards)."""
+    tasks = [load_task(p) for p in paths]
+    goals = {t.goal for t in tasks}
+    if len(goals) > 1:
+        raise ValueError(f"the trace files are of different tasks: {sorted(str(g) for g in goals)}")
+    trials = [t for task in tasks for t in task.trials]
+    _check(trials, ", ".join(paths))
     return trials
+
+
+def loss_only_view(task: Task, hopeless_at: float = math.log(10)) -> Task:
+    """The task as a study that reports no accuracy would see it: every ``*_acc`` metric left out of
+    the payloads, the objective the validation loss, minimized, hopeless at ``hopeless_at`` (the
+    constant predictor's cross-entropy, ln 10 for ten balanced classes)."""
+    goal = Objective("val_loss", "minimize", hopeless_at)
+    trials = []
+    for t in task.trials:
+        payloads = []
+        for p in t.payloads:
+            q = dict(p)
+            q["metrics"] = {k: v for k, v in (p.get("metrics") or {}).items() if not k.endswith("_acc")}
+            payloads.append(q)
+        objective = [_number((p.get("metrics") or {}).get("val_loss")) for p in payloads]
+        trials.append(replace(t, payloads=payloads, objective=objective, goal=goal))
+    return Task(f"{task.name} (loss only)", goal, trials)
