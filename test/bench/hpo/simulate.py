@@ -41,7 +41,6 @@ import heapq
 import json
 import math
 import os
-import random
 import statistics
 import sys
 import time
@@ -62,7 +61,10 @@ from methods import (  # noqa: E402
     cache_curve_fits,
     foresight_oracles,
 )
+from samplers import SAMPLERS  # noqa: E402
 from traces import Task, Trial, load_task, load_traces, loss_only_view, top_quartile_cut  # noqa: E402
+
+SAMPLER_NAMES = {"random": "random search", "tpe": "TPE"}
 
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 TOP_K = 10
@@ -83,16 +85,30 @@ class RunResult:
     decide_seconds: float = 0.0
 
 
-def simulate(trials: Sequence[Trial], order: Sequence[int], method: Method, workers: int, budget: float, seed: int) -> RunResult:
-    """Runs random search over ``order`` (indices into ``trials``) with ``workers`` workers until ``budget`` seconds."""
+class _FixedOrder:
+    """A given sequence of positions, as a sampler that learns nothing."""
+
+    def __init__(self, order: Sequence[int]) -> None:
+        self._upcoming = iter(order)
+
+    def next(self) -> Optional[int]:
+        return next(self._upcoming, None)
+
+    def done(self, position: int, epochs_run: int) -> None:
+        pass
+
+
+def simulate(trials: Sequence[Trial], order: Any, method: Method, workers: int, budget: float, seed: int) -> RunResult:
+    """Runs a study with ``workers`` workers until ``budget`` seconds: ``order`` is a sequence of positions in
+    ``trials`` (random search) or a sampler from samplers.py, told how each trial ended."""
     result = RunResult(method=method.name, seed=seed, budget=budget)
     events: List[Tuple[float, int, int, int]] = []  # (time the epoch ends, worker, position in trials, epoch)
-    upcoming = iter(order)
+    sampler = order if hasattr(order, "next") else _FixedOrder(order)
 
     def start_next(worker: int, now: float) -> None:
         if now >= budget:
             return
-        position = next(upcoming, None)
+        position = sampler.next()
         if position is None:
             return
         trial = trials[position]
@@ -111,6 +127,7 @@ def simulate(trials: Sequence[Trial], order: Sequence[int], method: Method, work
         if last:
             result.completed.append((now, trial.index, trial.final_score))
             method.end(trial, True)
+            sampler.done(position, epoch + 1)
             start_next(worker, now)
             continue
         t0 = time.perf_counter()
@@ -119,6 +136,7 @@ def simulate(trials: Sequence[Trial], order: Sequence[int], method: Method, work
         if stop:
             result.stopped.append((now, trial.index, epoch))
             method.end(trial, False)
+            sampler.done(position, epoch + 1)
             start_next(worker, now)
         else:
             heapq.heappush(events, (now + trial.seconds[epoch + 1], worker, position, epoch + 1))
@@ -411,14 +429,18 @@ ALL_METHODS = [
 @dataclass
 class TaskResult:
     task: Task
+    sampler: str
     budget: float
     runs: Dict[str, List[RunResult]]
     summaries: List[MethodSummary]
     reasons: List[Tuple[RunResult, Mapping[int, str]]]
 
 
-def run_task(task: Task, methods: Sequence[str], args: argparse.Namespace, make_bttackler: Optional[Callable[..., Method]], log: Callable[..., None]) -> TaskResult:
-    """Every method on every seed of one task; the summaries carry their share of the task's ceiling."""
+def run_task(
+    task: Task, sampler: str, methods: Sequence[str], args: argparse.Namespace, make_bttackler: Optional[Callable[..., Method]], log: Callable[..., None]
+) -> TaskResult:
+    """Every method on every seed of one task with one sampler; the summaries carry their share of the task's ceiling.
+    Each method and seed gets its own sampler (the same seed): a method's stops steer a model-based one."""
     trials = task.trials
     epochs = task.epochs
     oracles = foresight_oracles(trials)
@@ -426,31 +448,29 @@ def run_task(task: Task, methods: Sequence[str], args: argparse.Namespace, make_
         oracles = {CEILING: oracles[CEILING]}
     budget = args.budget_frac * sum(sum(t.seconds) for t in trials) / args.workers
     names = [m for m in methods if m != "nni-curvefitting" or task.goal.maximize] + list(oracles)
-    log(f"{task.name}: {len(trials)} trials x {epochs} epochs, {task.goal.metric} ({task.goal.direction}); {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}")
+    log(f"{task.name} ({sampler}): {len(trials)} trials x {epochs} epochs, {task.goal.metric} ({task.goal.direction}); {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}")
     runs: Dict[str, List[RunResult]] = {m: [] for m in names}
     reasons: List[Tuple[RunResult, Mapping[int, str]]] = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        order = list(range(len(trials)))
-        random.Random(seed).shuffle(order)
         factories = baseline_factories(seed, epochs, task.goal)
         for m in names:
             if m == "none":
                 method: Method = NoStopping()
             elif m == "bttackler":
-                method = make_bttackler(seed, task.name.replace(" ", "_"))  # type: ignore[misc]
+                method = make_bttackler(seed, f"{task.name.replace(' ', '_')}-{sampler}")  # type: ignore[misc]
             elif m in oracles:
                 method = oracles[m]()
             else:
                 method = factories[m]()
             t0 = time.perf_counter()
-            r = simulate(trials, order, method, args.workers, budget, seed)
+            r = simulate(trials, SAMPLERS[sampler](trials, seed), method, args.workers, budget, seed)
             runs[m].append(r)
             if isinstance(method, BTTacklerMethod):
                 reasons.append((r, dict(method.reasons)))
-            log(f"{task.name} seed {seed} {m:26s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
+            log(f"{task.name} ({sampler}) seed {seed} {m:26s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
     summaries = [summarize(m, runs[m], runs["none"], trials) for m in names if m != "none"]
     with_ceiling_share(summaries)
-    return TaskResult(task, budget, runs, summaries, reasons)
+    return TaskResult(task, sampler, budget, runs, summaries, reasons)
 
 
 def load_tasks(specs: Sequence[str], parity: Optional[str], loss_only_view: bool) -> List[Task]:
@@ -478,7 +498,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--traces", action="append", default=[], help="a task's trace file (.jsonl or .jsonl.gz; shards joined by +); repeatable, one task each")
     ap.add_argument("--traces-dir", default=None, help="every *.jsonl.gz in this folder is a task (after the --traces ones)")
     ap.add_argument("--loss-only-view", action="store_true", help="also run every maximized task as a loss-only study (no *_acc metrics, val_loss minimized)")
-    ap.add_argument("--seeds", type=int, default=20, help="random orders of the trials (default 20)")
+    ap.add_argument("--samplers", default="random", help="comma-separated: random (random search), tpe (Optuna's TPE over the recorded pool); default random")
+    ap.add_argument("--seeds", type=int, default=20, help="seeds of the samplers (default 20)")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--budget-frac", type=float, default=0.3, help="budget as a fraction of the time to run every recorded trial to the end on the workers")
@@ -514,6 +535,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "none" not in methods:
         methods.insert(0, "none")
     config = json.loads(args.bttackler_config) if args.bttackler_config else None
+    samplers = [x.strip() for x in args.samplers.split(",") if x.strip()]
+    if not samplers or any(x not in SAMPLERS for x in samplers):
+        ap.error(f"--samplers: choose among {', '.join(SAMPLERS)}, got {args.samplers!r}")
 
     specs = list(args.traces)
     if args.traces_dir is not None:
@@ -532,27 +556,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[TaskResult] = []
     started = time.perf_counter()
     try:
-        for task in tasks:
-            results.append(run_task(task, methods, args, make_bttackler, log))
+        for sampler in samplers:
+            for task in tasks:
+                results.append(run_task(task, sampler, methods, args, make_bttackler, log))
     finally:
         close_bttackler()
     text = ""
     for r in results:
         none_completed = fmt_ci([len(x.completed) for x in r.runs["none"]])
         text += (
-            f"## {r.task.name}\n\n{len(r.task.trials)} recorded trials x {r.task.epochs} epochs; objective {r.task.goal.metric} "
-            f"({r.task.goal.direction}), hopeless at {r.task.goal.hopeless_at:g}; random search, {args.workers} workers, budget {r.budget:.0f} s "
+            f"## {r.task.name}, {SAMPLER_NAMES[r.sampler]}\n\n{len(r.task.trials)} recorded trials x {r.task.epochs} epochs; objective {r.task.goal.metric} "
+            f"({r.task.goal.direction}), hopeless at {r.task.goal.hopeless_at:g}; {SAMPLER_NAMES[r.sampler]}, {args.workers} workers, budget {r.budget:.0f} s "
             f"({args.budget_frac:g} of running every trial to the end); seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; "
             f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n" + table(r.summaries, args.seeds) + "\n"
         )
         if args.explain and r.reasons:
             text += "bttackler: " + explain_top_quartile_stops(r.task.trials, r.reasons) + "\n\n"
-    if len(results) > 1:
-        text += (
-            f"## pooled: {len(results)} tasks ({', '.join(r.task.name for r in results)})\n\n"
-            f"Every task's seeds together ({args.seeds} x {len(results)} runs per method); share of the ceiling: the mean of the tasks' shares.\n\n"
-            + table(pool([r.summaries for r in results]), args.seeds * len(results))
-        )
+    for sampler in samplers:
+        group = [r for r in results if r.sampler == sampler]
+        if len(group) > 1:
+            text += (
+                f"## pooled, {SAMPLER_NAMES[sampler]}: {len(group)} tasks ({', '.join(r.task.name for r in group)})\n\n"
+                f"Every task's seeds together ({args.seeds} x {len(group)} runs per method); share of the ceiling: the mean of the tasks' shares.\n\n"
+                + table(pool([r.summaries for r in group]), args.seeds * len(group))
+                + "\n"
+            )
     print(text)
     log(f"simulated in {time.perf_counter() - started:.0f} s")
     if CachedCurveModel.calls:
@@ -562,9 +590,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with open(os.path.join(args.out_dir, "results.md"), "w") as f:
             f.write(text)
         with open(os.path.join(args.out_dir, "runs.json"), "w") as f:
-            json.dump({r.task.name: {m: [x.__dict__ for x in rs] for m, rs in r.runs.items()} for r in results}, f)
+            json.dump({f"{r.task.name} ({r.sampler})": {m: [x.__dict__ for x in rs] for m, rs in r.runs.items()} for r in results}, f)
         for r in results:
-            slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in r.task.name).strip("-")
+            slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{r.task.name}-{r.sampler}").strip("-")
             plot(r.runs, r.budget, os.path.join(args.out_dir, f"best-so-far-{slug}.png"), r.task, args.workers)
     return 0
 

@@ -103,3 +103,40 @@ def test_pooled_table_sums_counts_over_tasks_and_averages_the_ceiling_shares():
     assert a.safe and a.tsba == [40.0]  # the inputs are not changed
     row = sim.table([p], 3).splitlines()[2]
     assert "| bttackler | 30.0 ± " in row and "| 60 |" in row and "| 1/3 |" in row and row.endswith("| no |")
+
+
+def test_tpe_proposes_every_recorded_configuration_once_learns_from_the_outcomes_and_is_seeded():
+    from samplers import RandomOrder, TPEOrder
+
+    text = "\n".join(
+        json.dumps(
+            {
+                "format": "bttackler.trace.v1",
+                "trial": i,
+                "config": {"lr": 10 ** (-4 + 3 * i / 29), "opt": ["sgd", "adam"][i % 2], "wd": 0 if i % 3 == 0 else 1e-4 * (i + 1)},
+                "status": "ok",
+                "epochs": [{"payload": {"step": s, "metrics": {"val_acc": 0.1 + 0.02 * i * s}}, "seconds": 1.0} for s in range(4)],
+            }
+        )
+        for i in range(30)
+    )
+    trials = parse_task(text + "\n", "t").trials
+
+    def run(seed):
+        order = TPEOrder(trials, seed)
+        picked = []
+        while (p := order.next()) is not None:
+            picked.append(p)
+            order.done(p, 4 if p % 4 else 2)  # every 4th stopped after 2 epochs
+        return order, picked
+
+    order, picked = run(3)
+    assert sorted(picked) == list(range(30))
+    states = [t.state.name for t in order._study.trials if t.state.name != "FAIL"]
+    assert states.count("COMPLETE") == 22 and states.count("PRUNED") == 8
+    assert run(3)[1] == picked and run(4)[1] != picked
+    # after its 10 random start-up proposals TPE favours the high-lr end, where val_acc grows fastest:
+    # proposals 11-20 average well above the 14.5 of a random order (seeds 1-5: 17.1, 22.4, 19.1, 16.6, 16.0)
+    assert sum(sum(run(seed)[1][10:20]) / 10 for seed in range(1, 6)) / 5 > 16
+    r = RandomOrder(trials, 3)
+    assert sorted(iter(r.next, None)) == list(range(30))
