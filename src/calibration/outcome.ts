@@ -1,48 +1,62 @@
 /**
- * What a recorded trial turned out to be when nobody stopped it, judged only by its
- * validation accuracy (never the held-out test accuracy), as the HPO simulator
- * (test/bench/hpo) judges it:
- * - final accuracy: the last epoch's `val_acc`; a non-finite or missing one counts as 0;
- * - hopeless: the training went non-finite or failed, or the final accuracy is <= 0.2;
- * - top quartile: final accuracy >= the 75th percentile of the trials it is compared with
- *   (sorted finals[floor(0.75 * (n - 1))], the simulator's definition).
+ * What a recorded trial turned out to be when nobody stopped it, judged only by its task's
+ * validation objective (never a held-out test score), as the HPO simulator (test/bench/hpo)
+ * judges it:
+ * - final objective: the last epoch's value of the task's metric (val_acc, val_loss, ...);
+ *   its *score* is that value, negated when the task minimizes, so higher is always better;
+ *   a non-finite or missing value scores worst (-Infinity);
+ * - hopeless: the training went non-finite or failed, or the final objective is no better
+ *   than the task's `hopeless_at` (chance accuracy, the constant predictor's loss);
+ * - top quartile: final score >= the 75th percentile of the trials it is compared with
+ *   (sorted scores[floor(0.75 * (n - 1))], the simulator's definition).
  */
 import type { PayloadV1 } from "../diagnosis/types.js";
+import { DEFAULT_TASK_GOAL, type TaskGoal } from "../replay/trace-format.js";
 
 /** A final validation accuracy at or below this is chance level (10 classes): nothing learned. */
-export const HOPELESS_ACC = 0.2;
+export const HOPELESS_ACC = DEFAULT_TASK_GOAL.hopeless_at;
 
-/** A recorded trial as calibration sees it: its epochs' payloads and how its recording ended. */
+/** A recorded trial as calibration sees it: its epochs' payloads, how its recording ended, and its task's goal. */
 export interface CalibrationTrial {
   /** The recording's trial index; it decides the split (even: calibration, odd: evaluation). */
   index: number;
   payloads: PayloadV1[];
   status: "ok" | "non_finite" | "error";
+  /** What its task optimizes; the first recordings' goal (val_acc, maximized, hopeless at 0.2) when absent. */
+  goal?: TaskGoal;
 }
 
 export interface TrialOutcome {
-  finalValAcc: number;
+  /** The final objective as a score: higher is better, -Infinity for a non-finite end. */
+  finalScore: number;
   hopeless: boolean;
   topQuartile: boolean;
 }
 
-export function finalValAcc(trial: CalibrationTrial): number {
+function score(value: number, goal: TaskGoal): number {
+  return goal.direction === "maximize" ? value : -value;
+}
+
+/** The final objective's score (see the header). */
+export function finalScore(trial: CalibrationTrial): number {
+  const goal = trial.goal ?? DEFAULT_TASK_GOAL;
   const last = trial.payloads[trial.payloads.length - 1];
-  const v = last?.metrics?.val_acc;
-  return typeof v === "number" && Number.isFinite(v) ? v : 0;
+  const v = last?.metrics?.[goal.metric];
+  return typeof v === "number" && Number.isFinite(v) ? score(v, goal) : -Infinity;
 }
 
 export function isHopeless(trial: CalibrationTrial): boolean {
-  return trial.status !== "ok" || finalValAcc(trial) <= HOPELESS_ACC;
+  const goal = trial.goal ?? DEFAULT_TASK_GOAL;
+  return trial.status !== "ok" || finalScore(trial) <= score(goal.hopeless_at, goal);
 }
 
-/** The outcome of every trial, top quartile taken within `trials` (one split). */
+/** The outcome of every trial, top quartile taken within `trials` (one split or one task). */
 export function outcomes(trials: readonly CalibrationTrial[]): TrialOutcome[] {
-  const finals = trials.map(finalValAcc);
+  const finals = trials.map(finalScore);
   const sorted = [...finals].sort((a, b) => a - b);
   const q75 = sorted.length === 0 ? Infinity : (sorted[Math.floor(0.75 * (sorted.length - 1))] as number);
   return trials.map((t, i) => ({
-    finalValAcc: finals[i] as number,
+    finalScore: finals[i] as number,
     hopeless: isHopeless(t),
     topQuartile: (finals[i] as number) >= q75,
   }));

@@ -1,5 +1,6 @@
 /** The calibration table written to standard error: figures before/after per split, and each family's decision. */
 import type { FamilyDecision } from "./search.js";
+import type { StudyConfig } from "../diagnosis/types.js";
 import type { StudyFigures } from "./study.js";
 
 const pct = (n: number, d: number): string => (d === 0 ? "—" : `${((100 * n) / d).toFixed(1)} %`);
@@ -54,6 +55,49 @@ export function formatReport(r: CalibrationReport): string {
     "",
     changed.length === 0 ? "No family changed." : `Changes (figures on the calibration split, before → after the change):\n\n${decisions}`,
     unchanged.length > 0 ? `\nKept as they were: ${unchanged.join(", ")}.` : "",
+    "",
+  ].join("\n");
+}
+
+export interface CrossTaskReport {
+  budget: number;
+  folds: { task: string; config: StudyConfig; before: StudyFigures; after: StudyFigures; passes: boolean }[];
+  perTask: { task: string; before: StudyFigures; after: StudyFigures }[];
+  /** How a chosen config differs from the start, as JSON. */
+  configDiffOf: (config: StudyConfig) => string;
+}
+
+export function formatCrossTaskReport(r: CrossTaskReport): string {
+  const head = ["task left out", "config", "top-quartile trials stopped", "hopeless stopped by mid-training", "epochs saved", "hopeless epochs saved", "passes"];
+  const folds = table(
+    head,
+    r.folds.flatMap((f) => [
+      [f.task, "start", ...figuresCells(f.before), ""],
+      [f.task, "chosen on the others", ...figuresCells(f.after), f.passes ? "yes" : "**no**"],
+    ]),
+  );
+  const chosen = r.folds.map((f) => `- left out ${f.task}: ${r.configDiffOf(f.config)}`).join("\n");
+  const all = table(
+    ["task", "config", "top-quartile trials stopped", "hopeless stopped by mid-training", "epochs saved", "hopeless epochs saved"],
+    r.perTask.flatMap((t) => [
+      [t.task, "start", ...figuresCells(t.before)],
+      [t.task, "chosen on every task", ...figuresCells(t.after)],
+    ]),
+  );
+  const failing = r.folds.filter((f) => !f.passes).map((f) => f.task);
+  return [
+    `Leave-one-task-out, false-kill budget: top-quartile stop rate <= ${(100 * r.budget).toFixed(1)} % on every task.`,
+    "",
+    folds,
+    "",
+    "Chosen on the other tasks (what differs from the start config):",
+    chosen,
+    "",
+    failing.length === 0 ? "Every fold passes on its left-out task." : `Folds that fail on their left-out task: ${failing.join(", ")}.`,
+    "",
+    "The config written (chosen on every task together), on each task:",
+    "",
+    all,
     "",
   ].join("\n");
 }

@@ -1,8 +1,9 @@
 /**
  * Coordinate descent over the rule families. Per pass, per family (TUNED_FAMILIES order),
- * every candidate of familyCandidates() is simulated on the calibration split with the
- * other families as chosen so far; among those whose top-quartile stop rate is within the
- * budget, the one that saves the most epochs on hopeless trials wins. Ties go to the
+ * every candidate of familyCandidates() is simulated on the calibration split (or on each
+ * of several tasks, each its own study) with the other families as chosen so far; among
+ * those whose top-quartile stop rate is within the budget (on every task: the worst task's
+ * rate counts), the one that saves the most epochs on hopeless trials (summed) wins. Ties go to the
  * candidate that saves fewer epochs of the other trials (less collateral), then to the
  * current setting (no change without a reason). When no candidate is within the budget,
  * the one with the lowest top-quartile stop rate wins (then the same order).
@@ -17,7 +18,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { StudyConfig } from "../diagnosis/types.js";
 import { TUNED_FAMILIES, describePatch, familyCandidates, patchRules } from "./candidates.js";
-import { falseKillRate, simulateStudy, type PreparedSplit, type StudyFigures } from "./study.js";
+import { falseKillRate, simulateStudy, sumFigures, type PreparedSplit, type StudyFigures } from "./study.js";
 
 export interface SearchOptions {
   /** Highest allowed share of top-quartile trials stopped (0..1). */
@@ -47,55 +48,65 @@ export interface SearchResult {
 
 interface Scored {
   config: StudyConfig;
+  /** Summed over the tasks. */
   figures: StudyFigures;
+  /** The highest top-quartile stop rate of any task. */
+  rate: number;
   current: boolean;
+}
+
+/** Simulates a config on every task; the figures summed and the worst task's top-quartile stop rate. */
+function scoreOn(config: StudyConfig, tasks: readonly PreparedSplit[]): { figures: StudyFigures; rate: number } {
+  const each = tasks.map((t) => simulateStudy(config, t));
+  return { figures: each.length === 1 ? (each[0] as StudyFigures) : sumFigures(each), rate: Math.max(0, ...each.map(falseKillRate)) };
 }
 
 /** Whether a is better than b under the budget (see the header). */
 function better(a: Scored, b: Scored, budget: number): boolean {
-  const aOk = falseKillRate(a.figures) <= budget;
-  const bOk = falseKillRate(b.figures) <= budget;
+  const aOk = a.rate <= budget;
+  const bOk = b.rate <= budget;
   if (aOk !== bOk) return aOk;
-  if (!aOk && falseKillRate(a.figures) !== falseKillRate(b.figures)) return falseKillRate(a.figures) < falseKillRate(b.figures);
+  if (!aOk && a.rate !== b.rate) return a.rate < b.rate;
   if (a.figures.hopelessEpochsSaved !== b.figures.hopelessEpochsSaved) return a.figures.hopelessEpochsSaved > b.figures.hopelessEpochsSaved;
   if (a.figures.otherEpochsSaved !== b.figures.otherEpochsSaved) return a.figures.otherEpochsSaved < b.figures.otherEpochsSaved;
   if (a.figures.topQuartileStopped !== b.figures.topQuartileStopped) return a.figures.topQuartileStopped < b.figures.topQuartileStopped;
   return a.current && !b.current;
 }
 
-export function search(start: StudyConfig, calibration: PreparedSplit, options: SearchOptions): SearchResult {
+export function search(start: StudyConfig, calibration: PreparedSplit | readonly PreparedSplit[], options: SearchOptions): SearchResult {
+  const tasks: readonly PreparedSplit[] = Array.isArray(calibration) ? calibration : [calibration as PreparedSplit];
   let config = start;
   let simulations = 0;
   const decisions: FamilyDecision[] = [];
-  let currentFigures = simulateStudy(config, calibration);
+  let current = scoreOn(config, tasks);
   simulations++;
   for (let pass = 1; pass <= options.passes; pass++) {
     for (const family of TUNED_FAMILIES) {
-      let best: Scored = { config, figures: currentFigures, current: true };
-      let withinBudget = falseKillRate(currentFigures) <= options.budget ? 1 : 0;
+      let best: Scored = { config, ...current, current: true };
+      let withinBudget = current.rate <= options.budget ? 1 : 0;
       const candidates = familyCandidates(family);
       for (const patch of candidates) {
         // disabling keeps the family's other options as they started, so the written config says only "enabled: false"
         const rules = patchRules(config.rules, family, patch.enabled === false ? { ...start.rules[family], enabled: false } : patch);
         if (isDeepStrictEqual(rules[family], config.rules[family])) continue; // the current setting, already scored
         const candidate: StudyConfig = { ...config, rules };
-        const figures = simulateStudy(candidate, calibration);
+        const scoredOn = scoreOn(candidate, tasks);
         simulations++;
-        if (falseKillRate(figures) <= options.budget) withinBudget++;
-        const scored: Scored = { config: candidate, figures, current: false };
+        if (scoredOn.rate <= options.budget) withinBudget++;
+        const scored: Scored = { config: candidate, ...scoredOn, current: false };
         if (better(scored, best, options.budget)) best = scored;
       }
       decisions.push({
         pass,
         family,
         change: describePatch(config.rules[family], best.config.rules[family]),
-        before: currentFigures,
+        before: current.figures,
         after: best.figures,
         candidates: candidates.length,
         withinBudget,
       });
       config = best.config;
-      currentFigures = best.figures;
+      current = { figures: best.figures, rate: best.rate };
     }
   }
   return { config, decisions, simulations };

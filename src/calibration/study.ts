@@ -88,6 +88,29 @@ function figures(split: PreparedSplit, stoppedAt: (number | undefined)[]): Study
   return f;
 }
 
+/** Figures summed over several tasks (each simulated as its own study); `stoppedAt` joined in task order. */
+export function sumFigures(all: readonly StudyFigures[]): StudyFigures {
+  const total: StudyFigures = {
+    trials: 0,
+    topQuartile: 0,
+    topQuartileStopped: 0,
+    hopeless: 0,
+    hopelessCaught: 0,
+    epochs: 0,
+    epochsSaved: 0,
+    hopelessEpochsSaved: 0,
+    otherEpochsSaved: 0,
+    stoppedAt: [],
+  };
+  for (const f of all) {
+    for (const key of ["trials", "topQuartile", "topQuartileStopped", "hopeless", "hopelessCaught", "epochs", "epochsSaved", "hopelessEpochsSaved", "otherEpochsSaved"] as const) {
+      total[key] += f[key];
+    }
+    total.stoppedAt.push(...f.stoppedAt);
+  }
+  return total;
+}
+
 /** Share of top-quartile trials stopped; 0 when there are none. */
 export function falseKillRate(f: StudyFigures): number {
   return f.topQuartile === 0 ? 0 : f.topQuartileStopped / f.topQuartile;

@@ -2,9 +2,9 @@
 import { writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { isDeepStrictEqual, parseArgs } from "node:util";
-import { calibrate, configDiff, type CalibrationTrial } from "../calibration/index.js";
+import { calibrate, calibrateAcrossTasks, configDiff, type CalibrationTrial } from "../calibration/index.js";
 import type { StudyConfig } from "../diagnosis/types.js";
-import { readTraceFile, type TraceTrial } from "../replay/trace-format.js";
+import { readTraceFile, taskGoalOf, type TraceTrial } from "../replay/trace-format.js";
 import { defaultConfig, resolveConfig } from "../schema/validate.js";
 import { loadConfigFile } from "./config-file.js";
 import { UsageError } from "./usage.js";
@@ -25,9 +25,17 @@ npm run bench:record) to choose rule thresholds whose false-kill rate stays with
                candidate saving the most epochs on hopeless trials with a top-quartile
                stop rate <= R wins
 
+  tasks        a trace line's task block names its task and objective (lines without one are
+               the MNIST MLP recordings: val_acc, maximized); files of the same task are
+               shards of it. With two tasks or more, leave-one-task-out: for every task,
+               the search runs on the other tasks (each its own study, the budget holding
+               on each) and is judged on the task left out; the config written is then
+               chosen on every task together
+
 Writes the chosen configuration (config.v1 JSON, only what differs from the defaults) to
-standard output or --out, and a table of before/after figures and of each change on
-standard error. Trials that appear in several files (same index) are counted once.
+standard output or --out, and a table of before/after figures and of each change (or of
+every left-out task) on standard error. Trials that appear in several files of a task
+(same index) are counted once.
 
 Options:
   --budget R       highest share of top-quartile trials stopped, 0..1 (default 0.02)
@@ -46,7 +54,12 @@ export interface CalibrateStreams {
 
 /** A trace trial as calibration sees it. */
 export function calibrationTrial(t: TraceTrial): CalibrationTrial {
-  return { index: t.trial, payloads: t.epochs.map((e) => e.payload), status: t.status };
+  return { index: t.trial, payloads: t.epochs.map((e) => e.payload), status: t.status, goal: taskGoalOf(t) };
+}
+
+/** The task a trace line belongs to: its task block's name, else dataset-model (the first recordings: mnist-mlp). */
+export function taskNameOf(t: TraceTrial): string {
+  return t.task?.name ?? `${String(t.dataset)}-${String(t.model)}`;
 }
 
 /** Runs the calibrate command; resolves to the exit code. */
@@ -77,7 +90,7 @@ export async function calibrateCommand(argv: string[], io: CalibrateStreams): Pr
   if (positionals.length === 0) throw new UsageError("calibrate needs at least one trace file (see bttackler calibrate --help)");
   const start = values.config === undefined ? defaultConfig() : loadConfigFile(values.config);
 
-  const byIndex = new Map<number, CalibrationTrial>();
+  const byTask = new Map<string, Map<number, CalibrationTrial>>();
   for (const file of positionals) {
     let trials: TraceTrial[];
     try {
@@ -87,17 +100,46 @@ export async function calibrateCommand(argv: string[], io: CalibrateStreams): Pr
       if (typeof code === "string" && code.startsWith("E")) throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
       throw new UsageError((err as Error).message);
     }
-    for (const t of trials) if (!byIndex.has(t.trial)) byIndex.set(t.trial, calibrationTrial(t));
+    for (const t of trials) {
+      const name = taskNameOf(t);
+      let task = byTask.get(name);
+      if (task === undefined) {
+        task = new Map();
+        byTask.set(name, task);
+      }
+      let trial: CalibrationTrial;
+      try {
+        trial = calibrationTrial(t);
+      } catch (err) {
+        throw new UsageError(`${file}: trial ${t.trial}: ${(err as Error).message}`);
+      }
+      const first = task.values().next().value as CalibrationTrial | undefined;
+      if (first !== undefined && !isDeepStrictEqual(first.goal, trial.goal)) {
+        throw new UsageError(`${file}: trial ${t.trial} of task ${name} has another objective than the task's first trial`);
+      }
+      if (!task.has(t.trial)) task.set(t.trial, trial);
+    }
   }
-  if (byIndex.size === 0) throw new UsageError(`no trials in ${positionals.join(", ")}`);
+  const total = [...byTask.values()].reduce((n, t) => n + t.size, 0);
+  if (total === 0) throw new UsageError(`no trials in ${positionals.join(", ")}`);
 
-  const result = calibrate([...byIndex.values()], start, { budget, passes });
-  const diff = configDiff(result.config, defaultConfig());
+  let chosen: StudyConfig;
+  if (byTask.size === 1) {
+    const result = calibrate([...([...byTask.values()][0] as Map<number, CalibrationTrial>).values()], start, { budget, passes });
+    io.stderr.write(`${total} trials (${result.calibration.trials} calibration, ${result.evaluation.trials} evaluation), ${result.simulations} simulated studies\n\n`);
+    io.stderr.write(result.report);
+    chosen = result.config;
+  } else {
+    const tasks = [...byTask].map(([name, trials]) => ({ name, trials: [...trials.values()] }));
+    const result = calibrateAcrossTasks(tasks, start, { budget, passes });
+    io.stderr.write(`${total} trials in ${tasks.length} tasks (${tasks.map((t) => `${t.name} ${t.trials.length}`).join(", ")}), ${result.simulations} simulated studies\n\n`);
+    io.stderr.write(result.report);
+    chosen = result.config;
+  }
+  const diff = configDiff(chosen, defaultConfig());
   const check: StudyConfig = resolveConfig(diff, "calibrated config");
-  if (!isDeepStrictEqual(check, result.config)) throw new Error("internal: the written config does not resolve to the chosen one");
+  if (!isDeepStrictEqual(check, chosen)) throw new Error("internal: the written config does not resolve to the chosen one");
   const text = `${JSON.stringify(diff, null, 2)}\n`;
-  io.stderr.write(`${byIndex.size} trials (${result.calibration.trials} calibration, ${result.evaluation.trials} evaluation), ${result.simulations} simulated studies\n\n`);
-  io.stderr.write(result.report);
   if (values.out === undefined) io.stdout.write(text);
   else {
     try {

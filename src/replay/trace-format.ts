@@ -32,15 +32,48 @@
  *   measure of what an epoch of this configuration costs.
  * - `test_acc` is held out: never use it to tune or to decide.
  * - Non-finite numbers are null, as in the payload.
+ * - `task` (optional) says what the recording optimizes: `{"name": "mnist-cnn", "objective":
+ *   {"metric": "val_loss", "direction": "minimize"}, "hopeless_at": 2.30}`; `hopeless_at` is
+ *   the final objective no better than which a trial learned nothing (chance accuracy, the
+ *   constant predictor's loss). Lines without it are the first recordings: MNIST MLPs, val_acc
+ *   maximized, hopeless at 0.2 (DEFAULT_TASK_GOAL). Every line of a file names the same task.
  */
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
-import type { PayloadV1 } from "../diagnosis/types.js";
+import type { Direction, PayloadV1 } from "../diagnosis/types.js";
 
 /** A trial's hyperparameters as the recorder wrote them (test/bench/record/search-space.ts types them precisely). */
 export type TraceConfig = Record<string, unknown>;
 
 export const TRACE_FORMAT = "bttackler.trace.v1";
+
+/** What a recorded task optimizes, and the final value that means nothing was learned. */
+export interface TaskGoal {
+  metric: string;
+  direction: Direction;
+  hopeless_at: number;
+}
+
+/** A trace line's task block. */
+export interface TraceTask extends TaskGoal {
+  name?: string;
+}
+
+/** The goal of lines without a task block: the first recordings (MNIST MLPs, ten classes). */
+export const DEFAULT_TASK_GOAL: TaskGoal = { metric: "val_acc", direction: "maximize", hopeless_at: 0.2 };
+
+/** The goal a trace line states, or the default one. */
+export function taskGoalOf(trial: { task?: unknown }): TaskGoal {
+  const task = trial.task as { objective?: { metric?: unknown; direction?: unknown }; hopeless_at?: unknown } | undefined;
+  if (task === undefined) return DEFAULT_TASK_GOAL;
+  const metric = task.objective?.metric;
+  const direction = task.objective?.direction;
+  const hopeless = task.hopeless_at;
+  if (typeof metric !== "string" || (direction !== "minimize" && direction !== "maximize") || typeof hopeless !== "number") {
+    throw new Error(`a trace line's task needs objective.metric, objective.direction (minimize or maximize) and hopeless_at, got ${JSON.stringify(task)}`);
+  }
+  return { metric, direction, hopeless_at: hopeless };
+}
 
 export type TraceStatus = "ok" | "non_finite" | "error";
 
@@ -79,6 +112,8 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
   seconds: number;
   schema_failures: number;
   error?: string;
+  /** What the recording optimizes (see the header); absent in the first recordings. */
+  task?: TraceTask;
   recorded_at: string;
   tfjs: string;
   node: string;
