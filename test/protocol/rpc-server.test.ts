@@ -125,6 +125,27 @@ describe("RpcHandler", () => {
     expect((await call(handler, { jsonrpc: "2.0", id: 2, method: "service.health" })).result).toMatchObject({ status: "ok" });
   });
 
+  it("logs an unexpected error inside a notification, alone or in a batch, once each, and answers nothing", async () => {
+    class BrokenRegistry extends StudyRegistry {
+      override list(): never {
+        throw new Error("bug in a notification");
+      }
+    }
+    const log = capturingLog();
+    const dir = mkdtempSync(join(tmpdir(), "bttackler-rpc-"));
+    dirs.push(dir);
+    const store = new SqliteStore(join(dir, "rpc.db"));
+    stores.push(store);
+    const handler = new RpcHandler(new BrokenRegistry(store, log), { version: "test", db: "x", startedAt: 0, now: () => 0 }, log);
+    expect(await handler.handleText(JSON.stringify({ jsonrpc: "2.0", method: "study.list" }))).toBeNull();
+    expect(await handler.handleText(JSON.stringify([{ jsonrpc: "2.0", method: "study.list" }]))).toBeNull();
+    // an expected refusal in a notification (an unknown study) is no internal error
+    expect(await handler.handleText(JSON.stringify({ jsonrpc: "2.0", method: "study.trials", params: { study: "none" } }))).toBeNull();
+    const logged = log.entries.filter((e) => e.level === "error");
+    expect(logged.map((e) => e.msg)).toEqual(["internal error", "internal error"]);
+    expect(logged.every((e) => String(e.fields?.error).includes("bug in a notification"))).toBe(true);
+  });
+
   it("service.health counts the frames handled before it and summarises their handling times", async () => {
     const { handler, clock } = setup();
     const timed = async (frame: string, ms: number): Promise<string | null> => {
