@@ -135,6 +135,7 @@ class BTTacklerPruner(BasePruner):
         self._verdicts: "collections.OrderedDict[Tuple[str, int, int], Dict[str, Any]]" = collections.OrderedDict()
         self._records: Dict[Tuple[str, int], Dict[str, Any]] = {}
         self._opened: set = set()
+        self._reported: set = set()  # (study key, trial number) sent at least one report: only those are ended
         self._warned_private: set = set()
         if self._service is not None:
             self._client = BTTacklerClient(service=self._service, timeout=self._timeout)
@@ -261,6 +262,8 @@ class BTTacklerPruner(BasePruner):
             opened = client.open_study(key, self._config)
             if opened is not None:
                 self._opened.add(key)
+        with self._lock:
+            self._reported.add((key, number))
         verdict = client.report_and_assess(key, str(number), payload, timeout=deadline - time.monotonic())
         if isinstance(verdict, dict) and isinstance(verdict.get("stop"), bool):
             step = payload.get("step")
@@ -273,8 +276,13 @@ class BTTacklerPruner(BasePruner):
         return None
 
     def _end(self, study: "optuna.study.Study", number: int, state: str) -> None:
+        """trial.end for a trial this process reported (the service refuses to end a trial it never heard of)."""
+        key = service_study(study)
+        with self._lock:
+            if (key, number) not in self._reported:
+                return
         try:
-            self.client.end_trial(service_study(study), str(number), state)
+            self.client.end_trial(key, str(number), state)
         except Exception as exc:  # noqa: BLE001
             logger.warning("bttackler pruner: could not end trial %s on the service (%s)", number, exc)
 
