@@ -64,29 +64,26 @@ class BTTacklerPruner(BasePruner):
             answer, else ``False``) after a warning on the ``bttackler`` logger; it never
             raises into Optuna.
 
-    Example:
+    Example (run as a doctest by ``npm run test:python``; the private service is this checkout's):
 
-        .. code-block:: python
-
-            import optuna
-            from bttackler.optuna import BTTacklerPruner
-
-
-            def objective(trial):
-                lr = trial.suggest_float("lr", 1e-3, 10.0, log=True)
-                loss = 1.0
-                for step in range(10):
-                    loss = loss * (1 - lr) if lr < 1 else float("nan")  # lr >= 1 "explodes"
-                    trial.report(loss, step)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned()
-                return loss
-
-
-            study = optuna.create_study(pruner=BTTacklerPruner())
-            study.enqueue_trial({"lr": 5.0})
-            study.optimize(objective, n_trials=5)
-            print(study.trials[0].state, study.trials[0].user_attrs["bttackler_stop"]["reason"])
+        >>> import optuna
+        >>> from bttackler.optuna import BTTacklerPruner
+        >>> def objective(trial):
+        ...     lr = trial.suggest_float("lr", 1e-3, 10.0, log=True)
+        ...     loss = 1.0
+        ...     for step in range(10):
+        ...         loss = loss * (1 - lr) if lr < 1 else float("nan")  # lr >= 1 "explodes"
+        ...         trial.report(loss, step)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return loss
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> study = optuna.create_study(pruner=BTTacklerPruner())
+        >>> study.enqueue_trial({"lr": 5.0})
+        >>> study.optimize(objective, n_trials=5)
+        >>> print(study.trials[0].state, study.trials[0].user_attrs["bttackler_stop"]["reason"])
+        TrialState.PRUNED NF non_finite_metric: metric train_loss is not finite
+        >>> study.pruner.close()
     """
 
     def __init__(
