@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from nni.assessor import AssessResult, Assessor
 
 from ..client import BTTacklerClient, should_stop
-from ..local_service import LocalService
+from ..local_service import STARTUP_WAIT, LocalService
 from .class_args import AssessorSettings, check_class_args
 from .experiment import ExperimentContext, experiment_context
 from .payloads import to_payload
@@ -29,8 +29,6 @@ from .payloads import to_payload
 logger = logging.getLogger("bttackler.nni")
 _service_log = logging.getLogger("bttackler.service")
 
-# How long the first assessment waits for a local service to listen (a loaded machine can take seconds to start node).
-STARTUP_WAIT = 15.0
 _EVIDENCE_CHARS = 400
 _WARN_INTERVAL = 60.0
 

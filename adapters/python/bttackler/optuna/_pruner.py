@@ -18,7 +18,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
 from ..client import BTTacklerClient, _check_url, _positive_number, should_stop
-from ..local_service import LocalService
+from ..local_service import STARTUP_WAIT, LocalService, ServiceStartError
 from ._identity import service_study, storage_identity
 
 logger = logging.getLogger("bttackler")
@@ -54,13 +54,15 @@ class BTTacklerPruner(BasePruner):
             Give it whenever several processes optimize one study, so that they share one
             cohort. ``None`` starts a private service for this process (an SQLite file in a
             temporary directory, removed at exit), found through ``BTTACKLER_CLI``, then
-            ``bttackler`` on ``PATH``, then the ``dist/`` of the checkout this package is in.
+            ``bttackler`` on ``PATH``, then the ``dist/`` of the checkout this package is in;
+            when none of them starts, the constructor raises ``ServiceStartError`` naming the fix
+            (a pruner that could never prune is a configuration error, not a fault to fail open on).
         config: The study configuration (config.v1, docs/configuration.md), sent once per
             study with ``study.open``. ``None``: the service's defaults.
         wrapped: Another Optuna pruner. The trial is pruned if either says so; the record
             says which one did. Its exceptions propagate as they would without bttackler.
-        timeout: Seconds each call to the service may take. An unreachable, slow or failing
-            service makes ``prune`` answer as if bttackler were absent (the wrapped pruner's
+        timeout: Seconds each call to the service may take. After a good start, an unreachable,
+            slow or failing service makes ``prune`` answer as if bttackler were absent (the wrapped pruner's
             answer, else ``False``) after a warning on the ``bttackler`` logger; it never
             raises into Optuna.
 
@@ -120,9 +122,25 @@ class BTTacklerPruner(BasePruner):
     # ------------------------------------------------------------------ set-up
 
     def _start_local_service(self) -> None:
+        """Starts the private service and waits for its address: a service that cannot start at all is a
+        configuration error (raised, with the fix), not a fault to fail open on: the user would believe the
+        study protected while nothing is pruned. A slow start is no error (calls fail open until it listens)."""
         self._tmpdir = tempfile.mkdtemp(prefix="bttackler-optuna-")
         self._service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"))
         self._service.start()
+        self._service.url(timeout=STARTUP_WAIT)
+        problem = self._service.error
+        if problem is not None:
+            self._service.stop()
+            self._service = None
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+            raise ServiceStartError(
+                f"BTTacklerPruner() without url= could not start its private bttackler service: {problem}. "
+                "Fix: give the url of a running service (BTTacklerPruner(url='ws://127.0.0.1:8765') after "
+                "`bttackler serve`), or make the service findable: set BTTACKLER_CLI to dist/cli/main.js of a "
+                "built checkout, or install it so that `bttackler` is on PATH (docs/quickstart.md, Install)"
+            )
         # registered after LocalService.start registered its own stop: atexit runs this one first
         atexit.register(self.close)
 
