@@ -22,7 +22,8 @@ Options:
   --host H              address to listen on (default 127.0.0.1); any non-loopback
                         address needs a token
   --port P              port (default ${DEFAULT_PORT}; 0 = any free port, printed at start-up)
-  --db PATH             SQLite database (default bttackler.db; ":memory:" keeps nothing)
+  --db PATH             SQLite database (default bttackler.db; ":memory:" keeps nothing);
+                        one service per database: held through PATH.lock while running
   --token T             token clients must present (Authorization: Bearer T, or ?token=T);
                         default: the BTTACKLER_TOKEN environment variable
   --max-payload BYTES   largest accepted frame (default ${DEFAULT_MAX_PAYLOAD})
@@ -75,8 +76,12 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   const common = { db: values.db, version, log, maxPayload };
 
   if (values.stdio) {
-    log.info("bttackler serve started", { transport: "stdio", db: values.db, version });
-    await runStdioService(common, process.stdin, process.stdout);
+    try {
+      await runStdioService(common, process.stdin, process.stdout, () => log.info("bttackler serve started", { transport: "stdio", db: values.db, version }));
+    } catch (err) {
+      if (err instanceof ServiceStartError) throw new UsageError(err.message);
+      throw err;
+    }
     log.info("bttackler serve stopped", { reason: "end of input" });
     return 0;
   }

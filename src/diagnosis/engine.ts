@@ -8,8 +8,9 @@
  * Per payload, in this order:
  *  1. a step already answered returns the stored verdict (idempotent re-delivery);
  *     a trial already stopped answers stop again without further diagnosis;
- *  2. protection: the trial's protection metric is compared with the cohort at its
- *     step (other trials only), then added to that cohort; once protected, always;
+ *  2. protection: the trial's protection metric (when the payload lacks it, the study's
+ *     objective, src/diagnosis/objective.ts) is compared with the cohort of that metric at
+ *     its step (other trials only), then added to that cohort; once protected, always;
  *  3. every enabled rule whose stage window and min_step admit the step is checked;
  *     NF first, and when NF fires no other rule is checked; a rule comparing trials (LAG)
  *     sees the other trials' values at the step (peers.ts), to which this report's are
@@ -28,6 +29,7 @@ import { EngineInputError } from "./errors.js";
 import type { RuleContext, Series, SymptomRule } from "./rule.js";
 import { inStage } from "./rule.js";
 import { createRules } from "./rules.js";
+import { objectiveCandidates, type ObjectiveCandidate, objectiveValue } from "./objective.js";
 import { finite } from "./stats.js";
 import type { PayloadV1, StudyConfig, Symptom, SymptomCode, TrialEndState, Verdict } from "./types.js";
 
@@ -76,13 +78,15 @@ export interface TrialSummary {
 
 export class DiagnosisEngine {
   private readonly rules: SymptomRule[];
-  private readonly cohort: Cohort;
+  /** Protection's cohorts by metric: its own metric's, and the objective's it falls back to. */
+  private readonly cohorts = new Map<string, Cohort>();
+  private readonly objective: ObjectiveCandidate[];
   private readonly peers: Peers;
   private readonly trials = new Map<string, TrialState>();
 
   constructor(readonly config: StudyConfig) {
-    this.rules = createRules(config.rules);
-    this.cohort = new Cohort(config.protection);
+    this.rules = createRules(config.rules, config.objective);
+    this.objective = objectiveCandidates(config.objective);
     this.peers = new Peers(new Set(this.rules.flatMap((rule) => rule.peerMetrics ?? [])));
   }
 
@@ -245,12 +249,21 @@ export class DiagnosisEngine {
     }
   }
 
+  /**
+   * Protection compares the trial's protection metric with the cohort at its step; a payload
+   * without that metric is compared by the objective instead (each metric its own cohort).
+   */
   private protect(trial: TrialState, payload: PayloadV1): void {
     const p = this.config.protection;
     if (!p.enabled) return;
-    const value = finite(payload.metrics?.[p.metric]);
-    if (value === undefined) return;
-    if (!trial.protected && this.cohort.qualifies(payload.step, value)) trial.protected = true;
-    this.cohort.add(payload.step, value);
+    const judged = objectiveValue([{ metric: p.metric, direction: p.direction }, ...this.objective], payload);
+    if (judged === undefined) return;
+    let cohort = this.cohorts.get(judged.metric);
+    if (cohort === undefined) {
+      cohort = new Cohort({ ...p, metric: judged.metric, direction: judged.direction });
+      this.cohorts.set(judged.metric, cohort);
+    }
+    if (!trial.protected && cohort.qualifies(payload.step, judged.value)) trial.protected = true;
+    cohort.add(payload.step, judged.value);
   }
 }

@@ -1,6 +1,6 @@
 /** The rule families in evaluation order, built from a resolved config. NF comes first: when it fires, nothing else is checked. */
 import type { SymptomRule } from "./rule.js";
-import type { RulesConfig } from "./types.js";
+import type { ObjectiveConfig, RulesConfig } from "./types.js";
 import { NonFiniteRule } from "./non-finite.js";
 import { ExplodingGradientRule } from "./exploding-gradient.js";
 import { DivergenceRule } from "./divergence.js";
@@ -15,7 +15,7 @@ import { OverfittingRule } from "./overfitting.js";
 import { NoMoreGainRule } from "./no-more-gain.js";
 import { LaggingRule } from "./lagging.js";
 
-export function createRules(rules: RulesConfig): SymptomRule[] {
+export function createRules(rules: RulesConfig, objective: ObjectiveConfig): SymptomRule[] {
   const all: SymptomRule[] = [
     new NonFiniteRule(rules.NF),
     new ExplodingGradientRule(rules.EG),
@@ -29,7 +29,7 @@ export function createRules(rules: RulesConfig): SymptomRule[] {
     new HeavyOscillationRule(rules.HO),
     new OverfittingRule(rules.OF),
     new NoMoreGainRule(rules.NMG),
-    new LaggingRule(rules.LAG),
+    new LaggingRule(rules.LAG, objective),
   ];
   return all.filter((rule) => rule.options.enabled);
 }

@@ -225,8 +225,10 @@ export interface DeadUnitOptions extends RuleOptions {
 }
 
 export interface LaggingOptions extends RuleOptions {
+  /** "objective" (the study's objective, src/diagnosis/objective.ts) or a metric name. */
   metric: string;
-  direction: Direction;
+  /** "auto": the objective's direction, or for a named metric the one its name implies. */
+  direction: Direction | "auto";
   /** Fires when more than this share of the peers did strictly better. */
   max_better_share: number;
   /** Peers needed before the rule judges. */
@@ -259,9 +261,18 @@ export interface ProtectionConfig {
   min_cohort: number;
 }
 
+/** What says how good a trial is (src/diagnosis/objective.ts). */
+export interface ObjectiveConfig {
+  /** "auto" (val_acc, else val_loss, else train_loss) or a metric name tried before those. */
+  metric: string;
+  /** "auto": read from the metric's name. */
+  direction: Direction | "auto";
+}
+
 export interface StudyConfig {
   /** Planned steps per trial when payloads do not say; null = unknown (staged rules then stay silent). */
   max_steps: number | null;
+  objective: ObjectiveConfig;
   protection: ProtectionConfig;
   rules: RulesConfig;
 }

@@ -3,6 +3,7 @@
  * TypeScript, Python and the tests share), with errors that name the field, the
  * value and what was expected.
  */
+import { AUTO, inferDirection, OBJECTIVE } from "../diagnosis/objective.js";
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { PayloadV1, StudyConfig, TrialEndState } from "../diagnosis/types.js";
@@ -196,6 +197,14 @@ export function resolveConfig(value: unknown = {}, root = "config"): StudyConfig
         expected: "start < end",
       });
     }
+  }
+  const { objective } = config;
+  if (objective.metric !== AUTO && objective.direction === "auto" && inferDirection(objective.metric) === undefined) {
+    issues.push({ path: `${root}.objective.direction`, value: objective.direction, expected: `minimize or maximize: the name ${JSON.stringify(objective.metric)} does not say which` });
+  }
+  const lag = config.rules.LAG;
+  if (lag.metric !== OBJECTIVE && lag.direction === "auto" && inferDirection(lag.metric) === undefined) {
+    issues.push({ path: `${root}.rules.LAG.direction`, value: lag.direction, expected: `minimize or maximize: the name ${JSON.stringify(lag.metric)} does not say which` });
   }
   if (issues.length > 0) throw new ValidationError(issues);
   return config;

@@ -8,6 +8,7 @@ import type { Log } from "../protocol/log.js";
 import { RpcHandler } from "../protocol/rpc-server.js";
 import { StudyRegistry } from "../protocol/study-registry.js";
 import { SqliteStore } from "../store/sqlite-store.js";
+import { StoreOpenError } from "../store/store-errors.js";
 import { runStdioTransport } from "./stdio-transport.js";
 import { startWsTransport, type WsTransport } from "./ws-transport.js";
 
@@ -104,7 +105,13 @@ function runtimeFigures(): () => Record<string, unknown> {
 }
 
 function core(options: ServiceOptions): { store: SqliteStore; handler: RpcHandler } {
-  const store = new SqliteStore(options.db);
+  let store: SqliteStore;
+  try {
+    store = new SqliteStore(options.db);
+  } catch (err) {
+    if (err instanceof StoreOpenError) throw new ServiceStartError(`--db: ${err.message}`);
+    throw err;
+  }
   const registry = new StudyRegistry(store, options.log);
   const info = { version: options.version, db: options.db, startedAt: performance.now(), now: () => performance.now(), runtime: runtimeFigures() };
   const handler = new RpcHandler(registry, info, options.log);
@@ -148,8 +155,10 @@ export async function startWsService(options: WsServiceOptions): Promise<Running
   };
 }
 
-export async function runStdioService(options: ServiceOptions, input: Readable, output: Writable): Promise<void> {
+/** Serves one stdio session; `onStarted` runs once the database is open, before the first request is read. */
+export async function runStdioService(options: ServiceOptions, input: Readable, output: Writable, onStarted?: () => void): Promise<void> {
   const { store, handler } = core(options);
+  onStarted?.();
   try {
     await runStdioTransport(input, output, handler, options.maxPayload ?? DEFAULT_MAX_PAYLOAD, options.log);
   } finally {

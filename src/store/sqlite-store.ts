@@ -28,6 +28,8 @@ import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import type { StudyConfig, TrialEndState } from "../diagnosis/types.js";
+import { DatabaseLock } from "./database-lock.js";
+import { StoreOpenError } from "./store-errors.js";
 import { readEvents, readStudies } from "./study-log.js";
 
 /** How a payload row's body is written: the payload's JSON, or a JSON-RPC request with the payload at params.payload. */
@@ -85,33 +87,82 @@ const SCHEMA = `
 
 const INSERT_EVENT = "INSERT OR IGNORE INTO events (study, trial, kind, step, body, format, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)";
 const INSERT_STUDY = "INSERT OR REPLACE INTO studies (study, config, created_at) VALUES (?, ?, ?)";
+/** The row already stored under an event's key (study, trial, kind, step), when an insert was ignored. */
+const STORED_EVENT = "SELECT body, verdict FROM events WHERE study = ? AND trial = ? AND kind = ? AND step IS ?";
+
+/** The statements a commit runs, handed to the writer thread as text. */
+interface CommitSql {
+  insertEvent: string;
+  insertStudy: string;
+  storedEvent: string;
+}
+
+const COMMIT_SQL: CommitSql = { insertEvent: INSERT_EVENT, insertStudy: INSERT_STUDY, storedEvent: STORED_EVENT };
+
+/** `PRAGMA application_id` of a bttackler database ("BTTK"). */
+export const APPLICATION_ID = 0x4254544b;
 
 /** One events row, in INSERT_EVENT's column order. */
 type EventValues = [string, string, "payload" | "end", number | null, string, BodyFormat, string | null];
 
 /**
+ * The commit of a batch on a connection: one transaction that stores every row or none.
+ * An event whose key (study, trial, step; or study, trial for an end) is already taken
+ * by the same row is a re-delivery and passes; by another row, it is a conflict (another
+ * writer on the file) and fails the batch, so that nothing is acknowledged that is not
+ * what the file holds. The writer thread runs this function's source text: it refers
+ * to nothing outside itself.
+ */
+function createCommit(db: Database.Database, sql: CommitSql): (rows: WriterRow[]) => void {
+  const insertEvent = db.prepare(sql.insertEvent);
+  const insertStudy = db.prepare(sql.insertStudy);
+  const storedEvent = db.prepare(sql.storedEvent);
+  return db.transaction((rows: WriterRow[]) => {
+    for (const row of rows) {
+      if (row[0] === "s") {
+        insertStudy.run(row.slice(1));
+        continue;
+      }
+      if (insertEvent.run(row.slice(1)).changes === 1) continue;
+      const stored = storedEvent.get(row[1], row[2], row[3], row[4]) as { body: string; verdict: string | null } | undefined;
+      if (stored === undefined || stored.body !== row[5] || stored.verdict !== row[7]) {
+        const what = row[3] === "end" ? "end" : `step ${String(row[4])}`;
+        throw new Error(`conflict: study ${row[1]} trial ${row[2]} ${what} is already stored with other content (another writer on this database?)`);
+      }
+    }
+  });
+}
+
+/** createCommit on the main thread's connection; undefined when its statements do not prepare (the writer then reports why, on every append). */
+function commitOnThisThread(db: Database.Database): ((rows: WriterRow[]) => void) | undefined {
+  try {
+    return createCommit(db, COMMIT_SQL);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The writer thread. Plain JavaScript evaluated by the Worker so that it runs the same
- * from the sources and from the build; it receives the driver's resolved path.
+ * from the sources and from the build; it receives the driver's resolved path, and
+ * builds its commit from createCommit's source.
  */
 const WRITER = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
-let db, insertEvent, insertStudy;
+const createCommit = ${createCommit.toString()};
+let db, commit;
 try {
   db = new Database(workerData.path);
   db.pragma("busy_timeout = 10000");
   db.pragma("synchronous = NORMAL");
   db.pragma("wal_autocheckpoint = 0");
-  db.exec(workerData.schema);
-  insertEvent = db.prepare(workerData.insertEvent);
-  insertStudy = db.prepare(workerData.insertStudy);
+  db.exec(workerData.schema); // an in-memory database is private to its connection: this one needs the tables too
+  commit = createCommit(db, workerData.sql);
 } catch (err) {
   // a SqliteError reaches the main thread as a bare { code }, without its message: throw a plain Error
   throw new Error(String((err && err.message) || err));
 }
-const commit = db.transaction((rows) => {
-  for (const row of rows) (row[0] === "s" ? insertStudy : insertEvent).run(row.slice(1));
-});
 parentPort.on("message", (m) => {
   if (m.type === "commit") {
     try {
@@ -163,8 +214,45 @@ export interface SqliteStoreOptions {
   inlineCommitMaxRows?: number;
 }
 
+/**
+ * Opens (or creates) a service's database: a new file or an empty database gets the
+ * tables and bttackler's application id; a file that holds other tables, or another
+ * application's id, is refused, and so is a file that is not SQLite. Every refusal is a
+ * StoreOpenError naming the path.
+ */
+function openServiceDatabase(path: string): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path);
+  } catch (err) {
+    throw new StoreOpenError(`cannot open ${path}: ${(err as Error).message}`);
+  }
+  try {
+    db.pragma("busy_timeout = 10000");
+    const appId = db.pragma("application_id", { simple: true }) as number;
+    const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as { name: string }[]).map((t) => t.name);
+    const ours = tables.includes("studies") && tables.includes("events");
+    if (appId !== APPLICATION_ID && (appId !== 0 || (tables.length > 0 && !ours))) {
+      const held = appId !== 0 ? `application id ${appId}` : `tables ${tables.join(", ")}`;
+      throw new StoreOpenError(`${path} is not a bttackler database (it holds ${held}); choose another --db`);
+    }
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+    db.pragma("wal_autocheckpoint = 0"); // the checkpoint thread's job, never a commit's
+    db.exec(SCHEMA);
+    if (appId === 0 && path !== ":memory:") db.pragma(`application_id = ${APPLICATION_ID}`);
+    return db;
+  } catch (err) {
+    db.close();
+    if (err instanceof StoreOpenError) throw err;
+    throw new StoreOpenError(`cannot use ${path} as a bttackler database: ${(err as Error).message}`);
+  }
+}
+
 export class SqliteStore implements EventStore {
   private readonly db: Database.Database;
+  /** Held while the store is open, so that no other service writes to the file (none for ":memory:"). */
+  private readonly lock: DatabaseLock | undefined;
   private readonly inlineCommitMaxRows: number;
   /** Commits a batch on this thread's connection (undefined: every batch goes to the writer). */
   private readonly commitHere: ((rows: WriterRow[]) => void) | undefined;
@@ -183,17 +271,18 @@ export class SqliteStore implements EventStore {
   ) {
     const inline = options.inlineCommitMaxRows ?? 16;
     if (!Number.isInteger(inline) || inline < 0) throw new RangeError(`inlineCommitMaxRows must be an integer >= 0, got ${String(inline)}`);
-    this.db = new Database(path);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = NORMAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.pragma("wal_autocheckpoint = 0"); // the checkpoint thread's job, never a commit's
-    this.db.exec(SCHEMA);
+    this.lock = path === ":memory:" ? undefined : DatabaseLock.acquire(path);
+    try {
+      this.db = openServiceDatabase(path);
+    } catch (err) {
+      this.lock?.release();
+      throw err;
+    }
     // an in-memory database is private to its connection: only the writer's holds the rows
     this.inlineCommitMaxRows = path === ":memory:" ? 0 : inline;
-    this.commitHere = this.inlineCommitMaxRows > 0 ? this.prepareCommit() : undefined;
+    this.commitHere = this.inlineCommitMaxRows > 0 ? commitOnThisThread(this.db) : undefined;
     const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, schema: SCHEMA, insertEvent: INSERT_EVENT, insertStudy: INSERT_STUDY } });
+    this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, schema: SCHEMA, sql: COMMIT_SQL } });
     // an in-memory database is private to its connection: nothing to checkpoint from another one
     this.checkpointer = path === ":memory:" ? undefined : new Worker(CHECKPOINTER, { eval: true, workerData: { path, driver, intervalMs: 1000 } });
     this.checkpointer?.on("error", () => {
@@ -203,21 +292,6 @@ export class SqliteStore implements EventStore {
     this.writer.on("error", (err) => this.failAll(err));
     this.writer.on("exit", (code) => {
       if (this.closing === undefined) this.failAll(new Error(`the database writer stopped (exit code ${code})`));
-    });
-  }
-
-  /** This thread's commit of a batch; undefined when the statements do not prepare (the writer then reports why, on every append). */
-  private prepareCommit(): ((rows: WriterRow[]) => void) | undefined {
-    let insertEvent: Database.Statement;
-    let insertStudy: Database.Statement;
-    try {
-      insertEvent = this.db.prepare(INSERT_EVENT);
-      insertStudy = this.db.prepare(INSERT_STUDY);
-    } catch {
-      return undefined;
-    }
-    return this.db.transaction((rows: WriterRow[]) => {
-      for (const row of rows) (row[0] === "s" ? insertStudy : insertEvent).run(row.slice(1));
     });
   }
 
@@ -250,9 +324,12 @@ export class SqliteStore implements EventStore {
     if (this.closing === undefined) {
       const drained = this.whenCommitted().catch(() => undefined);
       this.flush();
-      this.closing = drained.then(() => this.stopWriter()).then(() => {
-        this.db.close();
-      });
+      this.closing = drained
+        .then(() => this.stopWriter())
+        .then(() => {
+          this.db.close();
+        })
+        .finally(() => this.lock?.release());
     }
     return this.closing;
   }

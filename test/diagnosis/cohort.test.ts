@@ -273,13 +273,17 @@ describe("protection: what is in the cohort", () => {
     expect(noMetric.report("x", { step: 0, layers: layers10() }).protected).toBe(false);
   });
 
-  it("uses the configured metric", () => {
+  it("uses the configured metric, and the objective when a payload lacks it, each metric in its own cohort", () => {
     const e = makeEngine({ protection: { metric: "val_loss" } });
     fillCohort(e, 0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "val_loss");
     expect(e.report("x", { step: 0, metrics: { train_loss: 100, val_loss: 0.1 } }).protected).toBe(true);
+    // payloads without val_loss are judged by the objective (here train_loss, the last fallback) among their own kind
     const byTrain = makeEngine({ protection: { metric: "val_loss" } });
     fillCohort(byTrain, 0, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "train_loss");
-    expect(byTrain.report("x", { step: 0, metrics: { train_loss: 0.1 } }).protected).toBe(false);
+    expect(byTrain.report("x", { step: 0, metrics: { train_loss: 0.1 } }).protected).toBe(true);
+    expect(byTrain.report("y", { step: 0, metrics: { train_loss: 5 } }).protected).toBe(false);
+    // a val_loss cohort of 1 value: too small, the train_loss values do not count for it
+    expect(byTrain.report("z", { step: 0, metrics: { val_loss: 0.01 } }).protected).toBe(false);
   });
 
   it("protects nobody when disabled", () => {

@@ -22,8 +22,8 @@ describe("LAG rule formula", () => {
     const o = resolveConfig({}).rules.LAG;
     expect([o.enabled, o.metric, o.direction, o.max_better_share, o.min_cohort, o.min_step, o.persistence, o.protectable]).toEqual([
       true,
-      "val_acc",
-      "maximize",
+      "objective",
+      "auto",
       0.5,
       20,
       3,

@@ -133,7 +133,7 @@ describe("resolveConfig", () => {
     expect(config.rules.UWR).toMatchObject({ persistence: 1, protectable: false });
     expect(config.rules.SC).toMatchObject({ persistence: 1, protectable: false, early_cv_min: 0.01, early_val_check: true });
     expect(config.rules.HO.cv_min).toBe(0.4);
-    expect(config.rules.LAG).toMatchObject({ metric: "val_acc", direction: "maximize", max_better_share: 0.5, min_cohort: 20, min_step: 3, persistence: 2, protectable: true });
+    expect(config.rules.LAG).toMatchObject({ metric: "objective", direction: "auto", max_better_share: 0.5, min_cohort: 20, min_step: 3, persistence: 2, protectable: true });
     expect(config.rules.VG.stage).toEqual({ start: 0, end: 0.5 });
     expect(config.rules.HO.stage).toEqual({ start: 0.5, end: 1 });
   });

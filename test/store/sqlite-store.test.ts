@@ -131,16 +131,24 @@ describe("SqliteStore", () => {
     expect(store.close()).toBe(closed);
   });
 
-  it("keeps one payload row per (study, trial, step) and one end row per trial, the first one", async () => {
+  it("keeps one payload row per (study, trial, step) and one end row per trial: the same row again passes, another is a conflict", async () => {
     const path = tempPath();
     const store = openStore(path);
     await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
     await store.saveStudy("other", CONFIG, "2026-01-01T00:00:00.000Z");
     await store.append(payloadEvent("t", 3, '{"step":3,"first":true}'));
-    await Promise.all([store.append(payloadEvent("t", 3, '{"step":3,"again":1}')), store.append(payloadEvent("t", 3, '{"step":3,"again":2}'))]);
+    // a re-delivery of the stored row (a retry after a failed commit) is acknowledged
+    await expect(store.append(payloadEvent("t", 3, '{"step":3,"first":true}'))).resolves.toBeUndefined();
+    // another row under the same key is what a second writer would store: never acknowledged
+    const again = await Promise.allSettled([store.append(payloadEvent("t", 3, '{"step":3,"again":1}')), store.append(payloadEvent("t", 3, '{"step":3,"again":2}'))]);
+    for (const r of again) {
+      expect(r.status).toBe("rejected");
+      expect(((r as PromiseRejectedResult).reason as Error).message).toMatch(/conflict: study s trial t step 3 is already stored with other content/);
+    }
     await store.append(payloadEvent("t", 3, '{"step":3}', "other"));
     await store.append({ study: "s", trial: "t", kind: "end", state: "complete" });
-    await store.append({ study: "s", trial: "t", kind: "end", state: "failed" });
+    await expect(store.append({ study: "s", trial: "t", kind: "end", state: "complete" })).resolves.toBeUndefined();
+    await expect(store.append({ study: "s", trial: "t", kind: "end", state: "failed" })).rejects.toThrow(/conflict: study s trial t end/);
     expect(countRows(path, "study = 's' AND kind = 'payload'")).toBe(1);
     expect(countRows(path, "study = 's' AND kind = 'end'")).toBe(1);
     expect(countRows(path, "study = 'other'")).toBe(1);
@@ -148,6 +156,19 @@ describe("SqliteStore", () => {
       { study: "s", trial: "t", kind: "payload", step: 3, body: '{"step":3,"first":true}', format: "payload", verdict: '{"step":3}' },
       { study: "s", trial: "t", kind: "end", state: "complete" },
     ]);
+  });
+
+  it.each([0, 16])("a conflicting row fails its whole batch and commits none of it (inlineCommitMaxRows %i)", async (inlineCommitMaxRows) => {
+    const path = tempPath();
+    const store = openStore(path, { inlineCommitMaxRows });
+    await store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z");
+    await store.append(payloadEvent("t", 0, '{"step":0,"first":true}'));
+    const batch = await Promise.allSettled([store.append(payloadEvent("u", 0)), store.append(payloadEvent("t", 0, '{"step":0,"second":true}'))]);
+    expect(batch.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(countRows(path, "trial = 'u'")).toBe(0);
+    // the innocent row stores on its own
+    await store.append(payloadEvent("u", 0));
+    expect(countRows(path, "trial = 'u'")).toBe(1);
   });
 
   it("events() gives a study's events in arrival order with body, format and verdict text as stored", async () => {
@@ -200,6 +221,7 @@ describe("SqliteStore", () => {
 
   it("rejects every append with the database's reason when the writer cannot insert (events table without a format column)", async () => {
     const path = tempPath();
+    exec(path, "CREATE TABLE studies (study TEXT PRIMARY KEY, config TEXT NOT NULL, created_at TEXT NOT NULL)");
     exec(path, "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, study TEXT NOT NULL, trial TEXT NOT NULL, kind TEXT NOT NULL, step INTEGER, body TEXT NOT NULL, verdict TEXT)");
     const store = openStore(path);
     const first = await Promise.allSettled([store.saveStudy("s", CONFIG, "2026-01-01T00:00:00.000Z"), store.append(payloadEvent("t", 0))]);
