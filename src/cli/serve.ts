@@ -1,10 +1,12 @@
 /** `bttackler serve`: the diagnosis service over WebSocket (default) or stdio. */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Log } from "../protocol/log.js";
 import { createLogger, type LogLevel } from "../service/logger.js";
 import {
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_PORT,
+  MIN_REMOTE_TOKEN_LENGTH,
   ServiceStartError,
   runStdioService,
   startWsService,
@@ -12,7 +14,7 @@ import {
 import { tuneGarbageCollection } from "./gc-tuning.js";
 import { UsageError } from "./usage.js";
 
-export const SERVE_HELP = `Usage: bttackler serve [--host H] [--port P] [--db PATH] [--token T] [--max-payload BYTES] [--stdio]
+export const SERVE_HELP = `Usage: bttackler serve [--host H] [--port P] [--db PATH] [--token-file FILE] [--max-payload BYTES] [--stdio]
 
 Runs the diagnosis service: JSON-RPC 2.0 over WebSocket (ws://H:P), or over standard
 input/output with --stdio (one JSON request per line in, one reply per line out).
@@ -24,8 +26,11 @@ Options:
   --port P              port (default ${DEFAULT_PORT}; 0 = any free port, printed at start-up)
   --db PATH             SQLite database (default bttackler.db; ":memory:" keeps nothing);
                         one service per database: held through PATH.lock while running
-  --token T             token clients must present (Authorization: Bearer T, or ?token=T);
-                        default: the BTTACKLER_TOKEN environment variable
+  --token-file FILE     read the token clients must present (Authorization: Bearer T,
+                        or ?token=T) from FILE (one line); default: the BTTACKLER_TOKEN
+                        environment variable. Off loopback it needs at least
+                        ${MIN_REMOTE_TOKEN_LENGTH} characters: openssl rand -hex 32 > FILE
+  --token T             the token itself (visible to other users in ps: prefer the above)
   --max-payload BYTES   largest accepted frame (default ${DEFAULT_MAX_PAYLOAD})
   --stdio               serve on standard input/output instead of WebSocket
   --log-level LEVEL     debug, info (default), warn or error
@@ -53,6 +58,7 @@ export async function serveCommand(argv: string[], version: string): Promise<num
       port: { type: "string", default: String(DEFAULT_PORT) },
       db: { type: "string", default: "bttackler.db" },
       token: { type: "string" },
+      "token-file": { type: "string" },
       "max-payload": { type: "string", default: String(DEFAULT_MAX_PAYLOAD) },
       stdio: { type: "boolean", default: false },
       "log-level": { type: "string", default: "info" },
@@ -72,7 +78,7 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   const maxPayload = positiveInt("--max-payload", values["max-payload"], 64);
   const port = positiveInt("--port", values.port, 0);
   if (port > 65535) throw new UsageError(`--port must be at most 65535, got ${port}`);
-  const token = values.token ?? (process.env.BTTACKLER_TOKEN || undefined);
+  const token = resolveToken(values.token, values["token-file"], log);
   const common = { db: values.db, version, log, maxPayload };
 
   if (values.stdio) {
@@ -98,6 +104,35 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   if (values["exit-with-parent"]) watchParent(log);
   log.info("bttackler serve listening", { address: service.url, db: values.db, version, auth: token ? "token" : "none" });
   return stopped;
+}
+
+/**
+ * The token: --token, else the first line of --token-file, else BTTACKLER_TOKEN (undefined when none).
+ * A token on the command line is visible to every user of the machine (ps): a warning says so.
+ */
+function resolveToken(inline: string | undefined, file: string | undefined, log: Log): string | undefined {
+  if (inline !== undefined && file !== undefined) throw new UsageError("give --token or --token-file, not both");
+  if (inline !== undefined) {
+    log.warn("--token is visible to other users in the process list; prefer --token-file FILE or BTTACKLER_TOKEN");
+    return checkToken(inline, "--token");
+  }
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`--token-file: cannot read ${file}: ${(err as Error).message}`);
+    }
+    return checkToken(text.replace(/\r?\n$/, ""), `--token-file ${file}`);
+  }
+  return process.env.BTTACKLER_TOKEN ? checkToken(process.env.BTTACKLER_TOKEN, "BTTACKLER_TOKEN") : undefined;
+}
+
+/** A token as clients can send it in a header: not empty, no whitespace or control characters (its value is never shown). */
+function checkToken(token: string, source: string): string {
+  if (token === "") throw new UsageError(`${source}: the token is empty`);
+  if (/[\s\x00-\x1f\x7f]/.test(token)) throw new UsageError(`${source}: the token must not contain whitespace or control characters`);
+  return token;
 }
 
 /**
