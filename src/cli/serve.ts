@@ -12,6 +12,7 @@ import {
   startWsService,
 } from "../service/service.js";
 import { tuneGarbageCollection } from "./gc-tuning.js";
+import { npmLauncherChain, watchLauncher } from "./launcher-watch.js";
 import { UsageError } from "./usage.js";
 
 export const SERVE_HELP = `Usage: bttackler serve [--host H] [--port P] [--db PATH] [--token-file FILE] [--max-payload BYTES] [--stdio]
@@ -35,7 +36,8 @@ Options:
   --stdio               serve on standard input/output instead of WebSocket
   --log-level LEVEL     debug, info (default), warn or error
   --exit-with-parent    stop (gracefully) when the process that started the service
-                        goes away, e.g. a host killed with SIGKILL that cannot stop it
+                        goes away, e.g. a host killed with SIGKILL that cannot stop it;
+                        started by npm (npx, npm exec, npm run) it stops with npm anyway
   -h, --help            show this help
 
 Logs are JSON lines on standard error: a start-up line with address, db and version,
@@ -101,7 +103,7 @@ export async function serveCommand(argv: string[], version: string): Promise<num
   }
   // the handlers go in before the start-up line: a parent may signal as soon as it reads it
   const stopped = waitForSignal(service.close, log);
-  if (values["exit-with-parent"]) watchParent(log);
+  watchStarter(values["exit-with-parent"], log);
   log.info("bttackler serve listening", { address: service.url, db: values.db, version, auth: token ? "token" : "none" });
   return stopped;
 }
@@ -136,18 +138,18 @@ function checkToken(token: string, source: string): string {
 }
 
 /**
- * When the parent dies the service is re-parented (its ppid changes): then it stops as on
- * SIGTERM, so that a host killed outright does not leave its service holding port and db.
+ * Stops the service (as on SIGTERM) when the process that started it is gone: the parent with
+ * --exit-with-parent, and by default, when npm started it (npx, npm exec, npm run), the chain
+ * up to that npm process (src/cli/launcher-watch.ts says why).
  */
-function watchParent(log: Log): void {
-  const parent = process.ppid;
-  const timer = setInterval(() => {
-    if (process.ppid === parent) return;
-    clearInterval(timer);
-    log.warn("the parent process is gone; stopping", { parent });
+function watchStarter(exitWithParent: boolean, log: Log): void {
+  const npm = process.env.npm_command === undefined ? [] : npmLauncherChain(process.ppid);
+  if (!exitWithParent && npm.length === 0) return;
+  const chain = npm.length > 0 ? npm : [process.ppid];
+  watchLauncher(chain, (pid) => {
+    log.warn("the process that started the service is gone; stopping", { pid, watched: chain });
     process.kill(process.pid, "SIGTERM");
-  }, 500);
-  timer.unref();
+  });
 }
 
 function waitForSignal(close: () => Promise<void>, log: Log): Promise<number> {
