@@ -4,7 +4,7 @@ import WebSocket from "ws";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/service/logger.js";
 import { MIN_REMOTE_TOKEN_LENGTH, ServiceStartError, startWsService } from "../../src/service/service.js";
-import { CLI, RpcClient, serve, tempDb } from "./harness.js";
+import { CLI, RpcClient, serve, tempDb, type ServeProcess } from "./harness.js";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -28,6 +28,19 @@ function closeOf(url: string, headers: Record<string, string> = {}): Promise<{ c
     ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() }));
     ws.on("error", reject);
   });
+}
+
+/** A service refuses a connection without TOKEN (4401), serves one with it; then it is stopped and must exit 0. */
+async function expectTokenRequiredThenStop(proc: ServeProcess): Promise<void> {
+  try {
+    expect(await closeOf(proc.url)).toMatchObject({ code: 4401 });
+    const ok = await RpcClient.connect(proc.url, { Authorization: `Bearer ${TOKEN}` });
+    expect(await ok.call("service.health")).toMatchObject({ status: "ok" });
+    ok.close();
+  } finally {
+    proc.child.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }
 }
 
 describe("auth", () => {
@@ -64,16 +77,8 @@ describe("auth", () => {
     const file = join(dirname(tempDb()), "token");
     writeFileSync(file, `${TOKEN}\n`);
     const proc = await serve(["--db", tempDb(), "--token-file", file], { BTTACKLER_TOKEN: "" });
-    try {
-      expect(proc.child.spawnargs.join(" ")).not.toContain(TOKEN);
-      expect(await closeOf(proc.url)).toMatchObject({ code: 4401 });
-      const ok = await RpcClient.connect(proc.url, { Authorization: `Bearer ${TOKEN}` });
-      expect(await ok.call("service.health")).toMatchObject({ status: "ok" });
-      ok.close();
-    } finally {
-      proc.child.kill("SIGTERM");
-      expect(await proc.exited).toBe(0);
-    }
+    expect(proc.child.spawnargs.join(" ")).not.toContain(TOKEN);
+    await expectTokenRequiredThenStop(proc);
     expect(proc.logs.join("\n")).not.toContain(TOKEN);
     const missing = spawnSync(process.execPath, [CLI, "serve", "--port", "0", "--db", ":memory:", "--token-file", `${file}.missing`], { encoding: "utf8" });
     expect(missing.status).toBe(2);
@@ -116,15 +121,7 @@ describe("auth", () => {
 
   it("takes the token from BTTACKLER_TOKEN in the CLI and keeps it out of the logs", async () => {
     const proc = await serve(["--db", tempDb()], { BTTACKLER_TOKEN: TOKEN });
-    try {
-      expect(await closeOf(proc.url)).toMatchObject({ code: 4401 });
-      const ok = await RpcClient.connect(proc.url, { Authorization: `Bearer ${TOKEN}` });
-      expect(await ok.call("service.health")).toMatchObject({ status: "ok" });
-      ok.close();
-    } finally {
-      proc.child.kill("SIGTERM");
-      expect(await proc.exited).toBe(0);
-    }
+    await expectTokenRequiredThenStop(proc);
     const logs = proc.logs.join("\n");
     expect(logs).toContain('"auth":"token"');
     expect(logs).not.toContain(TOKEN);
