@@ -181,7 +181,7 @@ export class TrialRpcClient {
       const failure = isPlainObject(reply.error) ? errorFailure(reply.error) : undefined;
       if (typeof reply.id === "number") {
         this.settle(reply.id, failure, reply.result);
-      } else if (reply.id === null && failure !== undefined) {
+      } else if ((reply.id === null || !("id" in reply)) && failure !== undefined) {
         this.failAll(failure);
         this.idle();
       }

@@ -51,8 +51,11 @@ describe("TrialRpcClient", () => {
     expect(ms).toBeLessThan(4000);
   });
 
-  it("fails a waiting call at once with an error reply whose id is null, keeping its code and message", async () => {
-    const url = await fakeService((_frame, ws) => ws.send(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32600, message: "invalid request: too big" } })));
+  it.each([
+    ["null", { id: null }],
+    ["missing", {}],
+  ])("fails a waiting call at once with an error reply whose id is %s, keeping its code and message", async (_how, id) => {
+    const url = await fakeService((_frame, ws) => ws.send(JSON.stringify({ jsonrpc: "2.0", ...id, error: { code: -32600, message: "invalid request: too big" } })));
     const { err, ms } = await failure(client(url));
     expect(err.code).toBe(-32600);
     expect(err.message).toBe("the service answered error -32600: invalid request: too big");
