@@ -16,7 +16,8 @@ Reads JSON lines from FILE (or standard input when FILE is absent or "-"):
   {"study": "s", "trial": "t", "end": {"state": "complete"}}  a trial's end (complete|pruned|failed)
 and writes one JSON line per payload to standard output, flushed at once:
   {"study", "trial", "step", "stop", "protected", "symptoms", "reason"?, "stopped_at"?}
-A line that cannot be processed gets {"line", "error", ...} on standard output and a
+A line that cannot be processed (bad JSON, a schema violation, a step out of order, a payload
+after its trial's end, an end of a trial that reported no payload) gets {"line", "error", ...} on standard output and a
 message with its line number on standard error; processing goes on and the exit code is 1.
 NaN, Infinity and -Infinity tokens are accepted as non-finite values.
 A FILE larger than 1 MiB shows a progress bar on standard error when standard error is a
@@ -24,7 +25,7 @@ terminal and standard output is not (e.g. redirected to a file).
 
 Options:
   --config FILE         study configuration (config.v1 JSON); defaults for anything missing
-  --max-line-bytes N    longest accepted input line, in characters (default 16777216)
+  --max-line-bytes N    longest accepted input line, in bytes of UTF-8 (default 16777216)
   -h, --help            show this help
 `;
 
@@ -76,7 +77,7 @@ export async function replayCommand(argv: string[], io: ReplayStreams): Promise<
   try {
     await readLines(input, maxLine, {
       line: (text) => handle(replayer.handleLine(text)),
-      tooLong: (length) => handle(replayer.rejectLine(`line of ${length} characters exceeds --max-line-bytes ${maxLine}`)),
+      tooLong: (length) => handle(replayer.rejectLine(`line of ${length} bytes exceeds --max-line-bytes ${maxLine}`)),
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

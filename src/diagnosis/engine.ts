@@ -123,10 +123,11 @@ export class DiagnosisEngine {
   /**
    * Records the end of a trial; later payloads of it are refused. Ending twice keeps the
    * first state. Returns true when this call ended the trial, false when it had ended before.
+   * Throws EngineInputError, changing nothing, for a trial that never reported a step.
    */
   end(trialId: string, state: TrialEndState): boolean {
-    const trial = this.trials.get(trialId) ?? new TrialState();
-    this.trials.set(trialId, trial);
+    const trial = this.trials.get(trialId);
+    if (trial === undefined) throw new EngineInputError(`unknown trial ${trialId}: it reported no step, so it cannot end`);
     if (trial.ended !== undefined) return false;
     trial.ended = state;
     this.depart(trial);
@@ -136,6 +137,11 @@ export class DiagnosisEngine {
   /** How many trials the study has seen (reported or ended). */
   get trialCount(): number {
     return this.trials.size;
+  }
+
+  /** Whether the trial reported at least one step (only such a trial can be assessed, listed or ended). */
+  knows(trialId: string): boolean {
+    return this.trials.has(trialId);
   }
 
   /** Whether a verdict for this step of the trial exists (a new report of it would be a re-delivery). */

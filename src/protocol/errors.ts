@@ -5,9 +5,9 @@ export const RpcErrorCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
-  /** The study does not exist (assess, history, trials). */
+  /** The study does not exist (every method that names a study, except study.open and the two reports, which create it). */
   UnknownStudy: -32001,
-  /** The trial has no verdict (at that step). */
+  /** The study has no report of the trial (assess, history, end), or the trial has no verdict at the step asked (assess). */
   UnknownTrial: -32002,
   /** The event cannot be accepted: a step older than the trial's latest, or a report after the trial ended. */
   RejectedEvent: -32003,

@@ -108,10 +108,16 @@ export class RpcHandler {
     options: RpcHandlerOptions = {},
   ) {
     this.maxBatch = options.maxBatch ?? 1000;
-    this.server = new JSONRPCServer<FrameContext>({ errorListener: () => {} });
+    // The listener hears every error a method throws, a notification's too (json-rpc-2.0 maps
+    // only those of requests to a reply): an unexpected one is logged here, once, either way.
+    this.server = new JSONRPCServer<FrameContext>({
+      errorListener: (_message: string, error: unknown) => {
+        if (error instanceof JSONRPCErrorException) return;
+        this.log.error("internal error", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+      },
+    });
     this.server.mapErrorToJSONRPCErrorResponse = (id, error: unknown) => {
       if (error instanceof JSONRPCErrorException) return createJSONRPCErrorResponse(id, error.code, error.message, error.data);
-      this.log.error("internal error", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
       return createJSONRPCErrorResponse(id, RpcErrorCode.InternalError, "internal error");
     };
     this.define();

@@ -129,8 +129,9 @@ export class StudyRegistry {
     return stored.then(() => ({ verdict, verdictJson, duplicate }));
   }
 
+  /** Ends a trial the study knows; an unknown study (-32001) or trial (-32002) is refused and nothing is stored. */
   async end(study: string, trial: string, state: TrialEndState): Promise<void> {
-    const s = this.studies.get(study) ?? (await this.studyFor(study));
+    const s = this.knownTrial(study, trial);
     const first = s.engine.end(trial, state);
     const key = `${study}\u0000${trial}\u0000end`;
     const event: StoredEvent | undefined = first ? { study, trial, kind: "end", state } : this.unstored.get(key);
@@ -139,7 +140,7 @@ export class StudyRegistry {
   }
 
   assess(study: string, trial: string, step?: number): Verdict {
-    const verdict = this.known(study).engine.verdict(trial, step);
+    const verdict = this.knownTrial(study, trial).engine.verdict(trial, step);
     if (verdict === undefined) {
       const at = step === undefined ? "" : ` at step ${step}`;
       throw new JSONRPCErrorException(`trial ${trial} of study ${study} has no verdict${at}`, RpcErrorCode.UnknownTrial);
@@ -148,7 +149,7 @@ export class StudyRegistry {
   }
 
   history(study: string, trial: string): Verdict[] {
-    return this.known(study).engine.history(trial);
+    return this.knownTrial(study, trial).engine.history(trial);
   }
 
   trials(study: string): TrialSummary[] {
@@ -169,6 +170,16 @@ export class StudyRegistry {
   private known(study: string): Study {
     const s = this.studies.get(study);
     if (s === undefined) throw new JSONRPCErrorException(`unknown study ${study}`, RpcErrorCode.UnknownStudy);
+    return s;
+  }
+
+  /**
+   * The study of a method that names a trial but does not create it (assess, history, end):
+   * the one rule of docs/protocol.md — an unknown study is -32001, a trial the study never had a report of -32002.
+   */
+  private knownTrial(study: string, trial: string): Study {
+    const s = this.known(study);
+    if (!s.engine.knows(trial)) throw new JSONRPCErrorException(`unknown trial ${trial} of study ${study}`, RpcErrorCode.UnknownTrial);
     return s;
   }
 
@@ -207,7 +218,8 @@ export class StudyRegistry {
       let mismatches = 0;
       for (const e of this.store.events(study)) {
         if (e.kind === "end") {
-          engine.end(e.trial, e.state);
+          // an end stored for a trial without reports (accepted by releases before the rule) ends nothing
+          if (engine.knows(e.trial)) engine.end(e.trial, e.state);
           continue;
         }
         payloads++;

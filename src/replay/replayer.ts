@@ -7,7 +7,7 @@
  * Output, for every payload line:
  *   {"study", "trial", "step", "stop", "protected", "symptoms", ["reason", "stopped_at"]}
  * and for every line that cannot be processed (bad JSON, schema violation, step out
- * of order, report after end): {"line", "error", ["study", "trial", "step"]} — so a
+ * of order, report after end, end of a study or trial that reported no step): {"line", "error", ["study", "trial", "step"]} — so a
  * driver that writes one payload and waits for one line never waits forever.
  * Each study has its own engine, hence its own cohort.
  */
@@ -52,11 +52,13 @@ export class Replayer {
       const raw = parseJson(text);
       context = contextOf(raw);
       const event = validateReplayEvent(raw);
-      const engine = this.engine(event.study);
       if ("end" in event) {
+        const engine = this.engines.get(event.study);
+        if (engine === undefined) throw new EngineInputError(`unknown study ${event.study}: it reported no step, so trial ${event.trial} cannot end`);
         engine.end(event.trial, event.end.state);
         return {};
       }
+      const engine = this.engine(event.study);
       const { trial: _t, ...verdict } = engine.report(event.trial, event.payload);
       return { output: { study: event.study, trial: event.trial, ...verdict } };
     } catch (err) {

@@ -29,6 +29,9 @@ export interface WsServiceOptions extends ServiceOptions {
   token?: string | undefined;
 }
 
+/** The shortest token accepted on a non-loopback address (32 hex digits from `openssl rand -hex 16` and up). */
+export const MIN_REMOTE_TOKEN_LENGTH = 32;
+
 export class ServiceStartError extends Error {
   override readonly name = "ServiceStartError";
 }
@@ -128,7 +131,14 @@ export interface RunningService {
 export async function startWsService(options: WsServiceOptions): Promise<RunningService> {
   const host = options.host ?? "127.0.0.1";
   if (!isLoopback(host) && !options.token) {
-    throw new ServiceStartError(`refusing to listen on ${host} without a token: pass --token or set BTTACKLER_TOKEN (only loopback addresses may go without)`);
+    throw new ServiceStartError(
+      `refusing to listen on ${host} without a token: pass --token-file FILE or set BTTACKLER_TOKEN (only loopback addresses may go without)`,
+    );
+  }
+  if (!isLoopback(host) && options.token !== undefined && options.token.length < MIN_REMOTE_TOKEN_LENGTH) {
+    throw new ServiceStartError(
+      `refusing to listen on ${host} with a token of ${options.token.length} characters: off loopback a token needs at least ${MIN_REMOTE_TOKEN_LENGTH} (make one with: openssl rand -hex 32)`,
+    );
   }
   const { store, handler } = core(options);
   let transport: WsTransport;

@@ -1,7 +1,7 @@
 /**
  * JSON-RPC over standard input/output: one request (or batch) per line in, one reply
  * per line out. The same handler as the WebSocket transport. Lines longer than
- * `maxPayload` characters are answered with an invalid-request error without being
+ * `maxPayload` bytes are answered with an invalid-request error without being
  * buffered whole. Resolves when the input ends and every reply has been written.
  */
 import type { Readable, Writable } from "node:stream";
@@ -27,7 +27,7 @@ export async function runStdioTransport(
       inFlight.add(job);
       void job.finally(() => inFlight.delete(job));
     },
-    tooLong: (length) => send(RpcHandler.refusal(`a frame of ${length} characters exceeds the limit of ${maxPayload}`)),
+    tooLong: (length) => send(RpcHandler.refusal(`a frame of ${length} bytes exceeds the limit of ${maxPayload} bytes`)),
   });
   await Promise.all(inFlight);
 }

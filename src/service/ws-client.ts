@@ -161,20 +161,29 @@ export class TrialRpcClient {
     this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
   }
 
+  /**
+   * A frame from the service. A frame that is not JSON, and an error reply whose id is null
+   * (the service could not read a request's id), belong to no call in particular: they fail
+   * every call waiting on this connection with what the service said, rather than leaving
+   * the callers to time out.
+   */
   private onMessage(text: string): void {
     let message: unknown;
     try {
       message = parseJson(text);
-    } catch {
+    } catch (err) {
+      this.failAll(new RpcFailure(`the service sent a frame that is not JSON (${(err as Error).message}): ${text.slice(0, 120)}`));
+      this.idle();
       return;
     }
     for (const reply of Array.isArray(message) ? message : [message]) {
-      if (!isPlainObject(reply) || typeof reply.id !== "number") continue;
-      if (isPlainObject(reply.error)) {
-        const code = typeof reply.error.code === "number" ? reply.error.code : undefined;
-        this.settle(reply.id, new RpcFailure(`the service answered error ${String(code)}: ${String(reply.error.message)}`, code));
-      } else {
-        this.settle(reply.id, undefined, reply.result);
+      if (!isPlainObject(reply)) continue;
+      const failure = isPlainObject(reply.error) ? errorFailure(reply.error) : undefined;
+      if (typeof reply.id === "number") {
+        this.settle(reply.id, failure, reply.result);
+      } else if ((reply.id === null || !("id" in reply)) && failure !== undefined) {
+        this.failAll(failure);
+        this.idle();
       }
     }
   }
@@ -198,4 +207,10 @@ export class TrialRpcClient {
   private idle(): void {
     if (this.pending.size === 0) this.socket?.unref();
   }
+}
+
+/** The RpcFailure of an error reply's `error` member. */
+function errorFailure(error: Record<string, unknown>): RpcFailure {
+  const code = typeof error.code === "number" ? error.code : undefined;
+  return new RpcFailure(`the service answered error ${String(code)}: ${String(error.message)}`, code);
 }

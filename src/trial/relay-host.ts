@@ -75,7 +75,7 @@ class RelayHost implements TrialHost {
       const line = text.trim();
       if (!this.broken && line !== "") this.onLine(line);
     },
-    tooLong: (length) => this.fail(`a line of ${length} characters exceeds the limit of ${MAX_RELAY_LINE}`),
+    tooLong: (length) => this.fail(`a line of ${length} bytes exceeds the limit of ${MAX_RELAY_LINE}`),
   });
   private waiting: Waiting | undefined;
 
@@ -92,8 +92,7 @@ class RelayHost implements TrialHost {
         return;
       }
       const socket = new Socket({ fd, readable: true, writable: true });
-      socket.setEncoding("utf8");
-      socket.on("data", (chunk: string) => this.lines.push(chunk));
+      socket.on("data", (chunk: Buffer) => this.lines.push(chunk));
       socket.on("end", () => this.fail("the parent closed the relay"));
       socket.on("error", (err) => this.fail(`relay error: ${err.message}`));
       socket.on("close", () => this.fail("the relay was closed"));

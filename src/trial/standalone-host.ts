@@ -8,7 +8,8 @@
  *
  * Each report is one `trial.reportAndAssess`; its verdict is the service's. `final`
  * ends the trial with `trial.end`: state "pruned" when the trial was stopped (a stop
- * verdict or a signal), else "complete". The final value itself is not sent (the service
+ * verdict or a signal), else "complete"; a trial that sent no report is not ended (the
+ * service would refuse it as unknown). The final value itself is not sent (the service
  * keeps no metric of its own). Every call is bounded by the per-call timeout and fails
  * open: a timeout, a refused or lost connection, or an error reply answers
  * `{stop: false}`, with one warning on standard error for the trial.
@@ -29,6 +30,8 @@ class StandaloneHost implements TrialHost {
   readonly kind = "standalone" as const;
   private readonly client: TrialRpcClient;
   private closed = false;
+  /** Whether a report was sent: the service refuses to end a trial it never heard of, so one without reports is not ended. */
+  private reported = false;
 
   constructor(
     url: string,
@@ -42,6 +45,7 @@ class StandaloneHost implements TrialHost {
   }
 
   async report(payload: PayloadV1): Promise<TrialVerdict> {
+    this.reported = true;
     try {
       const result = await this.client.call("trial.reportAndAssess", { study: this.study, trial: this.id, payload });
       if (!isPlainObject(result) || typeof result.stop !== "boolean") {
@@ -55,6 +59,7 @@ class StandaloneHost implements TrialHost {
   }
 
   async final(_value: FinalValue, stopped: boolean): Promise<void> {
+    if (!this.reported) return;
     try {
       await this.client.call("trial.end", { study: this.study, trial: this.id, state: stopped ? "pruned" : "complete" }, true);
     } catch (err) {

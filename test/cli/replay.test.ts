@@ -159,11 +159,39 @@ describe("bttackler replay (child process)", () => {
     expect(out.map((v) => v.line ?? `step ${String(v.step)}`)).toEqual(["step 0", 2, 3, 5, "step 1", 7]);
   });
 
+  it("answers an end of a study or trial that reported no step with an error line, and still accepts that trial's payloads", async () => {
+    const end = (study: string, trial: string): string => JSON.stringify({ study, trial, end: { state: "complete" } });
+    const input = [end("never", "t"), ev("a", { step: 0, metrics: { train_loss: 1 } }), end("s", "ghost"), ev("ghost", { step: 0, metrics: { train_loss: 1 } })].join("\n");
+    const r = await run(["replay"], input);
+    expect(r.code).toBe(1);
+    const err = r.stderr.trim().split("\n");
+    expect(err).toEqual([
+      "bttackler replay: line 1: unknown study never: it reported no step, so trial t cannot end",
+      "bttackler replay: line 3: unknown trial ghost: it reported no step, so it cannot end",
+    ]);
+    expect(lines(r.stdout).map((v) => [v.line ?? null, v.study, v.trial, v.step ?? null])).toEqual([
+      [1, "never", "t", null],
+      [null, "s", "a", 0],
+      [3, "s", "ghost", null],
+      [null, "s", "ghost", 0],
+    ]);
+  });
+
   it("rejects an oversized line without reading it whole and goes on", async () => {
     const big = ev("a", { step: 0, metrics: { train_loss: 1, pad: 1 } }).replace('"pad":1', `"pad":1${" ".repeat(5000)}`);
     const r = await run(["replay", "--max-line-bytes", "1000"], `${big}\n${ev("a", { step: 0, metrics: { train_loss: 1 } })}\n`);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/line 1: line of \d+ characters exceeds --max-line-bytes 1000/);
+    expect(r.stderr).toMatch(/line 1: line of \d+ bytes exceeds --max-line-bytes 1000/);
+    expect(lines(r.stdout).map((v) => v.line ?? v.step)).toEqual([1, 0]);
+  });
+
+  it("counts --max-line-bytes in bytes: a line of few characters but many UTF-8 bytes is refused", async () => {
+    // 400 "é" in a study name: about 470 characters, about 870 bytes
+    const wide = ev("a", { step: 0, metrics: { train_loss: 1 } }, "é".repeat(400));
+    expect(wide.length).toBeLessThan(600);
+    expect(Buffer.byteLength(wide)).toBeGreaterThan(600);
+    const r = await run(["replay", "--max-line-bytes", "600"], `${wide}\n${ev("a", { step: 0, metrics: { train_loss: 1 } })}\n`);
+    expect(r.stderr).toBe(`bttackler replay: line 1: line of ${Buffer.byteLength(wide)} bytes exceeds --max-line-bytes 600\n`);
     expect(lines(r.stdout).map((v) => v.line ?? v.step)).toEqual([1, 0]);
   });
 

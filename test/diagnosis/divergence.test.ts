@@ -23,7 +23,7 @@ function check(values: readonly Measured[], overrides: ConfigOverrides["rules"] 
 }
 
 describe("DIV rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.DIV;
     expect([o.metrics, o.factor, o.min_step, o.persistence, o.protectable]).toEqual([["train_loss"], 2, 1, 2, false]);
     expect(o.stage).toEqual({ start: 0, end: 1 });

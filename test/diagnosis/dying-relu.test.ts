@@ -29,7 +29,7 @@ function dying(step: number, extra: Partial<PayloadV1> = {}): PayloadV1 {
 }
 
 describe("DR rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.DR;
     expect([o.zero_frac_median_max, o.exclude_input_layer, o.min_step, o.persistence, o.protectable]).toEqual([
       0.5, true, 4, 2, true,

@@ -287,11 +287,14 @@ describe("DiagnosisEngine: end()", () => {
     expect(engine.trialCount).toBe(1);
   });
 
-  it("refuses payloads of a trial ended before it reported", () => {
+  it("refuses to end a trial that reported no step, changing nothing: its first payload is still accepted", () => {
     const engine = makeEngine();
-    engine.end("ghost", "failed");
-    expect(() => engine.report("ghost", { step: 0 })).toThrow(EngineInputError);
-    expect(engine.history("ghost")).toEqual([]);
+    expect(() => engine.end("ghost", "failed")).toThrow(/unknown trial ghost: it reported no step/);
+    expect(engine.knows("ghost")).toBe(false);
+    expect(engine.trialCount).toBe(0);
+    expect(engine.trialSummaries()).toEqual([]);
+    expect(engine.report("ghost", { step: 0 }).step).toBe(0);
+    expect(engine.knows("ghost")).toBe(true);
   });
 });
 

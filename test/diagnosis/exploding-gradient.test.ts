@@ -22,7 +22,7 @@ function check(g: readonly Measured[], overrides: ConfigOverrides["rules"] = {})
 }
 
 describe("EG rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.EG;
     expect([o.grad_median_max, o.ratio_median_max, o.persistence, o.protectable, o.min_step]).toEqual([1e4, 1e3, 1, false, 0]);
     expect(o.stage).toEqual({ start: 0, end: 1 });

@@ -18,7 +18,7 @@ function peersReport(engine: DiagnosisEngine, values: readonly number[], steps: 
 }
 
 describe("LAG rule formula", () => {
-  it("has the documented defaults", () => {
+  it("ships the documented defaults (resolveConfig({}))", () => {
     const o = resolveConfig({}).rules.LAG;
     expect([o.enabled, o.metric, o.direction, o.max_better_share, o.min_cohort, o.min_step, o.persistence, o.protectable]).toEqual([
       true,

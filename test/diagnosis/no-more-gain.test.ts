@@ -25,7 +25,7 @@ function check(values: readonly Measured[], overrides: ConfigOverrides["rules"] 
 const STALLING = [1, 1, 1, 1.1, 1.1, 1.1, 1.1];
 
 describe("NMG rule formula", () => {
-  it("has the documented defaults (off by default)", () => {
+  it("runs its formula tests on the pre-calibration options, off unless enabled (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.NMG;
     expect([o.enabled, o.metrics, o.window, o.persistence, o.protectable, o.min_step]).toEqual([
       false,

@@ -25,7 +25,7 @@ const TRAIN = [2.0, 1.5, 1.2, 1.0, 0.9, 0.8, 0.7];
 const VAL = [1.0, 0.8, 0.9, 0.95, 1.0, 1.1, 1.2];
 
 describe("OF rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.OF;
     expect([o.val_metric, o.train_metric, o.patience, o.rise_ratio, o.min_step]).toEqual([
       "val_loss",

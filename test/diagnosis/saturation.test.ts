@@ -33,7 +33,7 @@ function saturated(step: number, extra: Partial<PayloadV1> = {}): PayloadV1 {
 }
 
 describe("SAT rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.SAT;
     expect([o.saturated_frac_median_max, o.exclude_output_layer, o.min_step, o.persistence, o.protectable]).toEqual([
       0.5, true, 1, 2, true,

@@ -32,7 +32,7 @@ function checkLate(history: PayloadV1[], maxSteps = 20, sc: NonNullable<ConfigOv
 const SWINGING = [2.0, 1.9, 1.8, 1.7, 1.6, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0];
 
 describe("SC rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.SC;
     expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.early_val_check, o.late_min_points, o.late_start, o.late_check]).toEqual([
       "train_loss",

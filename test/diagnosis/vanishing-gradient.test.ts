@@ -37,7 +37,7 @@ function healthy(step: number, maxSteps?: number): PayloadV1 {
 }
 
 describe("VG rule formula", () => {
-  it("has the documented defaults", () => {
+  it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
     const o = makeConfig().rules.VG;
     expect([o.grad_median_min, o.ratio_median_min, o.zero_layer_grad, o.persistence, o.protectable]).toEqual([
       1e-5, 1e-4, true, 2, true,

@@ -42,6 +42,23 @@ function capturingLog(): Log & { entries: { level: string; msg: string; fields: 
   return { entries, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
+/**
+ * A handler over a registry whose list() throws `message`: no input reaches an unexpected
+ * exception any more, so this stands in for a bug.
+ */
+function brokenHandler(message: string, log: Log): RpcHandler {
+  class BrokenRegistry extends StudyRegistry {
+    override list(): never {
+      throw new Error(message);
+    }
+  }
+  const dir = mkdtempSync(join(tmpdir(), "bttackler-rpc-"));
+  dirs.push(dir);
+  const store = new SqliteStore(join(dir, "rpc.db"));
+  stores.push(store);
+  return new RpcHandler(new BrokenRegistry(store, log), { version: "test", db: "x", startedAt: 0, now: () => 0 }, log);
+}
+
 type Reply = { jsonrpc: "2.0"; id: string | number | null; result?: Record<string, unknown>; error?: { code: number; message: string; data?: unknown } };
 
 function report(trial: string, step: number, id?: number): Record<string, unknown> {
@@ -103,18 +120,8 @@ describe("RpcHandler", () => {
   });
 
   it("answers an unexpected error with -32603 'internal error', logging the cause but not sending it", async () => {
-    // No input reaches an unexpected exception any more, so this stands in for a bug: a registry whose list() throws.
-    class BrokenRegistry extends StudyRegistry {
-      override list(): never {
-        throw new Error("secret detail of a bug");
-      }
-    }
     const log = capturingLog();
-    const dir = mkdtempSync(join(tmpdir(), "bttackler-rpc-"));
-    dirs.push(dir);
-    const store = new SqliteStore(join(dir, "rpc.db"));
-    stores.push(store);
-    const handler = new RpcHandler(new BrokenRegistry(store, log), { version: "test", db: "x", startedAt: 0, now: () => 0 }, log);
+    const handler = brokenHandler("secret detail of a bug", log);
     const reply = await call(handler, { jsonrpc: "2.0", id: "b", method: "study.list" });
     expect(reply).toEqual({ jsonrpc: "2.0", id: "b", error: { code: -32603, message: "internal error" } });
     expect(JSON.stringify(reply)).not.toContain("secret");
@@ -123,6 +130,18 @@ describe("RpcHandler", () => {
     expect(logged[0]?.msg).toBe("internal error");
     expect(String(logged[0]?.fields?.error)).toContain("secret detail of a bug");
     expect((await call(handler, { jsonrpc: "2.0", id: 2, method: "service.health" })).result).toMatchObject({ status: "ok" });
+  });
+
+  it("logs an unexpected error inside a notification, alone or in a batch, once each, and answers nothing", async () => {
+    const log = capturingLog();
+    const handler = brokenHandler("bug in a notification", log);
+    expect(await handler.handleText(JSON.stringify({ jsonrpc: "2.0", method: "study.list" }))).toBeNull();
+    expect(await handler.handleText(JSON.stringify([{ jsonrpc: "2.0", method: "study.list" }]))).toBeNull();
+    // an expected refusal in a notification (an unknown study) is no internal error
+    expect(await handler.handleText(JSON.stringify({ jsonrpc: "2.0", method: "study.trials", params: { study: "none" } }))).toBeNull();
+    const logged = log.entries.filter((e) => e.level === "error");
+    expect(logged.map((e) => e.msg)).toEqual(["internal error", "internal error"]);
+    expect(logged.every((e) => String(e.fields?.error).includes("bug in a notification"))).toBe(true);
   });
 
   it("service.health counts the frames handled before it and summarises their handling times", async () => {

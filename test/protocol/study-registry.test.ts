@@ -195,9 +195,30 @@ describe("StudyRegistry", () => {
     expect(registry.list()).toEqual([{ study: "fresh", created_at: "2026-03-01T10:00:00.000Z", trials: 1, stopped: 0 }]);
     expect(store.studies()).toEqual([{ study: "fresh", config: resolveConfig({}), created_at: "2026-03-01T10:00:00.000Z" }]);
     expect(countRows(path, "study = 'fresh'")).toBe(1);
-    await registry.end("ended-first", "t", "pruned");
-    expect(registry.trials("ended-first")).toEqual([{ trial: "t", last_step: -1, protected: false, ended: "pruned" }]);
-    expect(log.entries.filter((e) => e.msg === "study opened").map((e) => e.fields)).toEqual([{ study: "fresh" }, { study: "ended-first" }]);
+    expect(log.entries.filter((e) => e.msg === "study opened").map((e) => e.fields)).toEqual([{ study: "fresh" }]);
+  });
+
+  it("one rule for unknown names: end, assess and history answer -32001 for a study and -32002 for a trial, creating and storing nothing", async () => {
+    const path = tempPath();
+    const store = openStore(path);
+    const registry = new StudyRegistry(store, silentLog);
+    await registry.report("s", "t", loss(0, 1));
+    const refusals = async (study: string, trial: string): Promise<[number, string][]> => [
+      [(await rpcError(() => registry.end(study, trial, "complete"))).code, (await rpcError(() => registry.end(study, trial, "complete"))).message],
+      [(await rpcError(() => registry.assess(study, trial))).code, (await rpcError(() => registry.assess(study, trial))).message],
+      [(await rpcError(() => registry.history(study, trial))).code, (await rpcError(() => registry.history(study, trial))).message],
+    ];
+    expect(await refusals("ghost", "t")).toEqual(Array.from({ length: 3 }, () => [-32001, "unknown study ghost"]));
+    expect(await refusals("s", "ghost")).toEqual(Array.from({ length: 3 }, () => [-32002, "unknown trial ghost of study s"]));
+    expect((await rpcError(() => registry.trials("ghost"))).code).toBe(-32001);
+    // a known trial, at a step it has no verdict for: still -32002
+    expect((await rpcError(() => registry.assess("s", "t", 5))).code).toBe(-32002);
+    await store.whenCommitted();
+    expect(registry.list().map((l) => [l.study, l.trials])).toEqual([["s", 1]]);
+    expect(store.studies().map((x) => x.study)).toEqual(["s"]);
+    expect(countRows(path)).toBe(1);
+    // the unknown trial was not ended: its first payload is accepted
+    expect((await registry.report("s", "ghost", loss(0, 1))).verdict.step).toBe(0);
   });
 
   it("answers a re-delivered step with duplicate: true and the first verdict, and stores no second row", async () => {

@@ -115,6 +115,15 @@ describe("service methods", () => {
     expect(late.message).toContain("already ended");
   });
 
+  it("trial.end of a study or trial that never reported is refused as unknown, and no phantom study or trial appears", async () => {
+    const refused = async (params: Record<string, unknown>): Promise<number> => (await expectRpcError(client.call("trial.end", params))).code;
+    expect(await refused({ study: "never", trial: "t", state: "complete" })).toBe(-32001);
+    await client.call("trial.report", { study: "s", trial: "t", payload: payload(0) });
+    expect(await refused({ study: "s", trial: "ghost", state: "complete" })).toBe(-32002);
+    const list = await client.call<{ studies: { study: string; trials: number }[] }>("study.list");
+    expect(list.studies.map((x) => [x.study, x.trials])).toEqual([["s", 1]]);
+  });
+
   it("serves many clients at once, each on its own connection", async () => {
     const clients = await Promise.all(Array.from({ length: 20 }, () => RpcClient.connect(service.url)));
     const verdicts = await Promise.all(

@@ -38,6 +38,20 @@ describe("operability", () => {
     expect(rows.n).toBe(2);
   });
 
+  it("counts --stdio's --max-payload in bytes: a line of few characters but many UTF-8 bytes is refused", async () => {
+    const frame = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "study.open", params: { study: "é".repeat(300) } });
+    expect(frame.length).toBeLessThan(500);
+    expect(Buffer.byteLength(frame)).toBeGreaterThan(500);
+    const child = spawn(process.execPath, [CLI, "serve", "--stdio", "--db", ":memory:", "--max-payload", "500"]);
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdin.end(`${frame}\n{"jsonrpc":"2.0","id":2,"method":"service.health"}\n`);
+    expect(await new Promise((resolve) => child.on("exit", resolve))).toBe(0);
+    const replies = out.trim().split("\n").map((l) => JSON.parse(l) as { id: number | null; error?: { code: number; message: string } });
+    expect(replies.map((r) => [r.id, r.error?.code ?? "ok"])).toEqual([[null, -32600], [2, "ok"]]);
+    expect(replies[0]?.error?.message).toBe(`invalid request: a frame of ${Buffer.byteLength(frame)} bytes exceeds the limit of 500 bytes`);
+  });
+
   it.each(["SIGINT", "SIGTERM"] as const)("logs start-up and stops, and on %s commits everything and exits 0", async (signal) => {
     const db = tempDb();
     const proc = await serve(["--db", db]);

@@ -106,7 +106,7 @@ describe("Optuna relay (JSON lines over an inherited socket)", () => {
     parent.send(`{"type":"verdict","stop":false,"reason":"${"x".repeat(2 * 1024 * 1024)}"}`);
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(run.events.filter((e) => e.event === "verdict").map((e) => e.verdict)).toEqual([{ stop: false }, { stop: false }]);
-    expect(warnings(run.stderr())).toEqual([expect.stringMatching(/broke: a line of \d+ characters exceeds the limit of 1048576/)]);
+    expect(warnings(run.stderr())).toEqual([expect.stringMatching(/broke: a line of \d+ bytes exceeds the limit of 1048576/)]);
   });
 
   it("the parent closing its end (EOF) fails open with one warning", async () => {

@@ -4,7 +4,7 @@
 runs that service as a child process. The NNI, Optuna and Ray Tune adapters build on both.
 """
 from .client import BTTacklerClient, should_stop
-from .local_service import LocalService
+from .local_service import LocalService, ServiceStartError
 
 __version__ = "0.1.0"
-__all__ = ["BTTacklerClient", "LocalService", "should_stop", "__version__"]
+__all__ = ["BTTacklerClient", "LocalService", "ServiceStartError", "should_stop", "__version__"]

@@ -30,8 +30,15 @@ LISTENING = "bttackler serve listening"
 DEFAULT_STOP_TIMEOUT = 5.0
 _HOW_TO_INSTALL = (
     "pass command=[...], set BTTACKLER_CLI to the path of dist/cli/main.js (run with node) or of an executable, "
-    "or put `bttackler` on PATH (npm install -g bttackler)"
+    "or put `bttackler` on PATH (npm install -g bttackler-<version>.tgz, the tarball `npm pack` makes in a "
+    "checkout; see docs/quickstart.md, Install)"
 )
+#: How long a host waits, at most, for a service it starts to print its address (a loaded machine can take seconds to start node).
+STARTUP_WAIT = 15.0
+
+
+class ServiceStartError(RuntimeError):
+    """A host could not start any bttackler service where one is required: a configuration error, with its fix."""
 
 
 #: The CLI of the bttackler checkout this package sits in, when it is used from a built checkout

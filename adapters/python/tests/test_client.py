@@ -63,13 +63,15 @@ def test_error_replies_return_none_and_log_code_and_message(client, name, caplog
     assert client.open_study(study, {"max_steps": 20}) is None  # config changed after events
     assert client.report(study, trial, {"step": 1}) is None  # older step
     assert client.end_trial(study, trial, "finished") is None  # not a state
-    assert client.assess(study, name("nobody")) is None  # no verdict
+    assert client.assess(study, name("nobody")) is None  # no such trial
+    assert client.history(name("no-study"), trial) is None  # no such study
 
     logged = "\n".join(warnings_of(caplog))
     assert "study.open failed: error -32004" in logged
     assert "trial.report failed: error -32003" in logged
-    assert "trial.end failed: error -32602" in logged and '"finished"' in logged
-    assert "trial.assess failed: error -3200" in logged
+    assert "trial.end failed: error -32602: params.state" in logged and '"finished"' in logged
+    assert "trial.assess failed: error -32002: unknown trial" in logged  # docs/protocol.md: a trial the study never had
+    assert "trial.history failed: error -32001: unknown study" in logged
     # An error reply is an answer, not an outage: the client goes on at once.
     assert client.health()["status"] == "ok"
 

@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -464,6 +465,41 @@ def test_without_a_url_the_pruner_runs_its_own_service_and_stops_it_at_exit(tmp_
     assert not os.path.exists(os.path.dirname(result["db"])), "the temporary directory is left behind"
     with pytest.raises(ProcessLookupError):
         os.kill(result["pid"], 0)
+
+
+def test_a_pruner_that_cannot_start_any_service_raises_with_the_fix(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No url, no BTTACKLER_CLI, no `bttackler` on PATH, no checkout: a configuration error, not a silent no-op."""
+    import bttackler.local_service as local_service
+    from bttackler.optuna import ServiceStartError
+
+    monkeypatch.delenv("BTTACKLER_CLI", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no bttackler, no node
+    monkeypatch.setattr(local_service, "_CHECKOUT_CLI", tmp_path / "no-checkout" / "dist" / "cli" / "main.js")
+    before = set(os.listdir(tempfile.gettempdir()))
+    with pytest.raises(ServiceStartError) as info:
+        BTTacklerPruner()
+    message = str(info.value)
+    assert "could not start its private bttackler service" in message and "`bttackler` is not on PATH" in message
+    assert "url='ws://127.0.0.1:8765'" in message and "BTTACKLER_CLI" in message and "docs/quickstart.md" in message
+    assert not [d for d in set(os.listdir(tempfile.gettempdir())) - before if d.startswith("bttackler-optuna-")]
+
+
+def test_a_pruner_whose_service_exits_before_listening_raises_with_what_it_said(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "not-bttackler"
+    fake.write_text("#!/bin/sh\necho 'this is not bttackler' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("BTTACKLER_CLI", str(fake))
+    from bttackler.optuna import ServiceStartError
+
+    with pytest.raises(ServiceStartError, match=r"exited with code 3 before listening; it said: this is not bttackler"):
+        BTTacklerPruner()
+
+
+def test_importing_the_optuna_adapter_without_optuna_names_the_extra() -> None:
+    code = "import sys; sys.modules['optuna'] = None\nfrom bttackler.optuna import BTTacklerPruner"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "bttackler.optuna needs Optuna" in done.stderr and "pip install 'bttackler[optuna]'" in done.stderr
 
 
 def test_a_private_service_on_shared_storage_warns_that_workers_do_not_share_a_cohort(

@@ -1,6 +1,8 @@
 """Constructor arguments are checked up front, and the messages name the bad value."""
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from bttackler import BTTacklerClient, LocalService
@@ -58,8 +60,24 @@ def test_the_token_in_a_bad_url_is_hidden():
     assert "hunter2" not in str(info.value) and "token=***" in str(info.value)
 
 
-def test_the_constructor_never_touches_the_network():
-    BTTacklerClient("ws://nothing-listens.invalid:1")  # no error: nothing is resolved or connected yet
+def test_the_constructor_never_touches_the_network(monkeypatch):
+    touched = []
+
+    def guard(name):
+        def refuse(*args, **kwargs):
+            touched.append(name)
+            raise OSError(f"the test's socket guard refused {name}")
+        return refuse
+
+    monkeypatch.setattr(socket, "getaddrinfo", guard("getaddrinfo"))
+    monkeypatch.setattr(socket, "create_connection", guard("create_connection"))
+    monkeypatch.setattr(socket.socket, "connect", guard("socket.connect"))
+    client = BTTacklerClient("ws://nothing-listens.invalid:1", timeout=1.0)
+    assert touched == []  # nothing resolved or connected yet
+    # the guard does catch the client's network use: the first call goes through it (and fails open)
+    assert client.health() is None
+    assert touched, "the first call should have tried the network"
+    client.close()
 
 
 @pytest.mark.parametrize(

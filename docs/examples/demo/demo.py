@@ -20,7 +20,7 @@ first. What happens:
 3. Each trial is `node docs/examples/mnist/train.js` run by `run_node_trial`; one line per trial
    event is printed while it runs.
 4. At the end: a table of every trial, the time used against an estimate of running every trial to
-   the end, the best trial, and the HTML report (`bttackler report`, when this build has it).
+   the end, the best trial, and the HTML report (`bttackler report`; the demo fails when it fails).
 
 The service runs with the default study configuration: the tfjs reporter sends `max_steps` (the
 planned epochs) with every payload, so nothing has to be configured for the stage windows.
@@ -316,17 +316,21 @@ def print_best(study: optuna.Study) -> Optional[Dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- the report
 
 
-def make_report(db: Path, out: Path) -> Tuple[Optional[Path], str]:
-    """`bttackler report --db DB --out OUT/report.html` if this build has the command: (the page, "") or (None, why not)."""
-    base = ["node", str(CLI_JS), "report"]
-    probe = subprocess.run(base + ["--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if probe.returncode != 0:
-        return None, "not available yet (this build has no `bttackler report` command)"
+class ReportFailed(Exception):
+    """`bttackler report` did not make the page: the demo then fails too."""
+
+
+def make_report(db: Path, out: Path) -> Path:
+    """`bttackler report --db DB --out OUT/report.html`: the page; raises ReportFailed when the command fails."""
     html = out / "report.html"
-    made = subprocess.run(base + ["--db", str(db), "--out", str(html)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        made = subprocess.run(["node", str(CLI_JS), "report", "--db", str(db), "--out", str(html)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except OSError as exc:
+        raise ReportFailed(f"`bttackler report` could not run: {exc}") from None
     if made.returncode != 0 or not html.is_file():
-        return None, f"`bttackler report` failed (exit code {made.returncode}): {cut(made.stdout, 300)}"
-    return html, ""
+        raise ReportFailed(f"`bttackler report` failed (exit code {made.returncode}): {cut(made.stdout, 300)}")
+    return html
 
 
 def write_summary(args: argparse.Namespace, rows: List[Dict[str, Any]], savings: Dict[str, float],
@@ -365,13 +369,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if all(r["state"] == "FAIL" for r in rows):
         print(f"\ndemo: every trial failed; the record is in {db}", file=sys.stderr)
         return 1
-    html, why_not = make_report(db, args.out)
     print(f"\nThe record of this run (every payload and verdict): {db}")
-    if html is None:
-        print(f"HTML report: {why_not}.")
-        print(f"Results: {args.out / 'summary.json'}")
-    else:
-        print(f"HTML report: {html}")
+    try:
+        html = make_report(db, args.out)
+    except ReportFailed as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    print(f"HTML report: {html}")
     return 0
 
 

@@ -10,7 +10,8 @@ and add two lines to the experiment's YAML::
       name: BTTackler
 
 See docs/nni.md for the classArgs and what happens when a trial is stopped. Needs the ``nni``
-extra (``pip install "bttackler[nni]"``).
+extra (``pip install "bttackler-<version>-py3-none-any.whl[nni]"``, or ``pip install -e "adapters/python[nni]"``
+from a checkout; docs/quickstart.md, Install).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import os
 try:
     import nni.assessor  # noqa: F401 - fail here, with a message, rather than deep inside
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(f"bttackler.nni needs NNI 3.0: pip install 'bttackler[nni]' ({exc})") from exc
+    raise ImportError(f"bttackler.nni needs NNI 3.0: pip install 'bttackler[nni]' (from a checkout: pip install -e 'adapters/python[nni]'), or pip install nni==3.0 ({exc})") from exc
 
 from .assessor import BTTacklerAssessor
 from .class_args import AssessorSettings, check_class_args

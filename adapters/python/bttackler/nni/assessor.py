@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from nni.assessor import AssessResult, Assessor
 
 from ..client import BTTacklerClient, should_stop
-from ..local_service import LocalService
+from ..local_service import STARTUP_WAIT, LocalService
 from .class_args import AssessorSettings, check_class_args
 from .experiment import ExperimentContext, experiment_context
 from .payloads import to_payload
@@ -29,8 +29,6 @@ from .payloads import to_payload
 logger = logging.getLogger("bttackler.nni")
 _service_log = logging.getLogger("bttackler.service")
 
-# How long the first assessment waits for a local service to listen (a loaded machine can take seconds to start node).
-STARTUP_WAIT = 15.0
 _EVIDENCE_CHARS = 400
 _WARN_INTERVAL = 60.0
 
@@ -67,18 +65,20 @@ class BTTacklerAssessor(Assessor):
     - ``command``: how to run the local service (default: ``BTTACKLER_CLI``, else ``bttackler`` on PATH);
     - ``db``: the local service's SQLite file (default in the experiment directory).
 
-    Example (outside NNI, with the built service of this repository)::
+    Example (outside NNI, with the built service of this repository, from its root; run as a
+    doctest by ``npm run test:python``):
 
-        from nni.assessor import AssessResult
-        from bttackler.nni import BTTacklerAssessor
-
-        assessor = BTTacklerAssessor(command=["node", "dist/cli/main.js"], db=":memory:", study="demo")
-        history = [{"default": 0.1, "step": 0, "metrics": {"train_loss": 2.3}}]
-        assert assessor.assess_trial("trial-1", history) is AssessResult.Good
-        history.append({"default": 0.1, "step": 1, "metrics": {"train_loss": float("nan")}})
-        assert assessor.assess_trial("trial-1", history) is AssessResult.Bad  # NF: logged with its evidence
-        assessor.trial_end("trial-1", False)
-        assessor._on_exit()  # NNI calls this when the experiment ends: the local service stops
+        >>> from nni.assessor import AssessResult
+        >>> from bttackler.nni import BTTacklerAssessor
+        >>> assessor = BTTacklerAssessor(command=["node", "dist/cli/main.js"], db=":memory:", study="demo")
+        >>> history = [{"default": 0.1, "step": 0, "metrics": {"train_loss": 2.3}}]
+        >>> assessor.assess_trial("trial-1", history)
+        <AssessResult.Good: True>
+        >>> history.append({"default": 0.1, "step": 1, "metrics": {"train_loss": float("nan")}})
+        >>> assessor.assess_trial("trial-1", history)  # NF: logged with its evidence
+        <AssessResult.Bad: False>
+        >>> assessor.trial_end("trial-1", False)
+        >>> assessor._on_exit()  # NNI calls this when the experiment ends: the local service stops
     """
 
     def __init__(self, **class_args: Any) -> None:

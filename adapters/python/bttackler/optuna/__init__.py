@@ -8,9 +8,20 @@
 
 See docs/optuna.md.
 """
+try:
+    import optuna  # noqa: F401 - fail here, with the fix, rather than deep inside
+except ImportError as exc:
+    if exc.name is None or exc.name.split(".")[0] != "optuna":
+        raise
+    raise ImportError(
+        "bttackler.optuna needs Optuna (4.x or 5.x): pip install 'bttackler[optuna]' (from a checkout: "
+        f"pip install -e 'adapters/python[optuna]'), or pip install optuna ({exc})"
+    ) from exc
+
+from ..local_service import ServiceStartError
 from ._identity import service_study
 from ._pruner import STOP_ATTR, BTTacklerPruner
 from ._relay import NodeTrialError, run_node_trial
 from ._report import report
 
-__all__ = ["BTTacklerPruner", "NodeTrialError", "STOP_ATTR", "report", "run_node_trial", "service_study"]
+__all__ = ["BTTacklerPruner", "NodeTrialError", "STOP_ATTR", "ServiceStartError", "report", "run_node_trial", "service_study"]

@@ -18,7 +18,7 @@ from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
 from ..client import BTTacklerClient, _check_url, _positive_number, should_stop
-from ..local_service import LocalService
+from ..local_service import STARTUP_WAIT, LocalService, ServiceStartError
 from ._identity import service_study, storage_identity
 
 logger = logging.getLogger("bttackler")
@@ -54,39 +54,38 @@ class BTTacklerPruner(BasePruner):
             Give it whenever several processes optimize one study, so that they share one
             cohort. ``None`` starts a private service for this process (an SQLite file in a
             temporary directory, removed at exit), found through ``BTTACKLER_CLI``, then
-            ``bttackler`` on ``PATH``, then the ``dist/`` of the checkout this package is in.
+            ``bttackler`` on ``PATH``, then the ``dist/`` of the checkout this package is in;
+            when none of them starts, the constructor raises ``ServiceStartError`` naming the fix
+            (a pruner that could never prune is a configuration error, not a fault to fail open on).
         config: The study configuration (config.v1, docs/configuration.md), sent once per
             study with ``study.open``. ``None``: the service's defaults.
         wrapped: Another Optuna pruner. The trial is pruned if either says so; the record
             says which one did. Its exceptions propagate as they would without bttackler.
-        timeout: Seconds each call to the service may take. An unreachable, slow or failing
-            service makes ``prune`` answer as if bttackler were absent (the wrapped pruner's
+        timeout: Seconds each call to the service may take. After a good start, an unreachable,
+            slow or failing service makes ``prune`` answer as if bttackler were absent (the wrapped pruner's
             answer, else ``False``) after a warning on the ``bttackler`` logger; it never
             raises into Optuna.
 
-    Example:
+    Example (run as a doctest by ``npm run test:python``; the private service is this checkout's):
 
-        .. code-block:: python
-
-            import optuna
-            from bttackler.optuna import BTTacklerPruner
-
-
-            def objective(trial):
-                lr = trial.suggest_float("lr", 1e-3, 10.0, log=True)
-                loss = 1.0
-                for step in range(10):
-                    loss = loss * (1 - lr) if lr < 1 else float("nan")  # lr >= 1 "explodes"
-                    trial.report(loss, step)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned()
-                return loss
-
-
-            study = optuna.create_study(pruner=BTTacklerPruner())
-            study.enqueue_trial({"lr": 5.0})
-            study.optimize(objective, n_trials=5)
-            print(study.trials[0].state, study.trials[0].user_attrs["bttackler_stop"]["reason"])
+        >>> import optuna
+        >>> from bttackler.optuna import BTTacklerPruner
+        >>> def objective(trial):
+        ...     lr = trial.suggest_float("lr", 1e-3, 10.0, log=True)
+        ...     loss = 1.0
+        ...     for step in range(10):
+        ...         loss = loss * (1 - lr) if lr < 1 else float("nan")  # lr >= 1 "explodes"
+        ...         trial.report(loss, step)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return loss
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> study = optuna.create_study(pruner=BTTacklerPruner())
+        >>> study.enqueue_trial({"lr": 5.0})
+        >>> study.optimize(objective, n_trials=5)
+        >>> print(study.trials[0].state, study.trials[0].user_attrs["bttackler_stop"]["reason"])
+        TrialState.PRUNED NF non_finite_metric: metric train_loss is not finite
+        >>> study.pruner.close()
     """
 
     def __init__(
@@ -123,9 +122,25 @@ class BTTacklerPruner(BasePruner):
     # ------------------------------------------------------------------ set-up
 
     def _start_local_service(self) -> None:
+        """Starts the private service and waits for its address: a service that cannot start at all is a
+        configuration error (raised, with the fix), not a fault to fail open on: the user would believe the
+        study protected while nothing is pruned. A slow start is no error (calls fail open until it listens)."""
         self._tmpdir = tempfile.mkdtemp(prefix="bttackler-optuna-")
         self._service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"))
         self._service.start()
+        self._service.url(timeout=STARTUP_WAIT)
+        problem = self._service.error
+        if problem is not None:
+            self._service.stop()
+            self._service = None
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+            raise ServiceStartError(
+                f"BTTacklerPruner() without url= could not start its private bttackler service: {problem}. "
+                "Fix: give the url of a running service (BTTacklerPruner(url='ws://127.0.0.1:8765') after "
+                "`bttackler serve`), or make the service findable: set BTTACKLER_CLI to dist/cli/main.js of a "
+                "built checkout, or install it so that `bttackler` is on PATH (docs/quickstart.md, Install)"
+            )
         # registered after LocalService.start registered its own stop: atexit runs this one first
         atexit.register(self.close)
 
@@ -135,6 +150,7 @@ class BTTacklerPruner(BasePruner):
         self._verdicts: "collections.OrderedDict[Tuple[str, int, int], Dict[str, Any]]" = collections.OrderedDict()
         self._records: Dict[Tuple[str, int], Dict[str, Any]] = {}
         self._opened: set = set()
+        self._reported: set = set()  # (study key, trial number) sent at least one report: only those are ended
         self._warned_private: set = set()
         if self._service is not None:
             self._client = BTTacklerClient(service=self._service, timeout=self._timeout)
@@ -261,6 +277,8 @@ class BTTacklerPruner(BasePruner):
             opened = client.open_study(key, self._config)
             if opened is not None:
                 self._opened.add(key)
+        with self._lock:
+            self._reported.add((key, number))
         verdict = client.report_and_assess(key, str(number), payload, timeout=deadline - time.monotonic())
         if isinstance(verdict, dict) and isinstance(verdict.get("stop"), bool):
             step = payload.get("step")
@@ -273,8 +291,13 @@ class BTTacklerPruner(BasePruner):
         return None
 
     def _end(self, study: "optuna.study.Study", number: int, state: str) -> None:
+        """trial.end for a trial this process reported (the service refuses to end a trial it never heard of)."""
+        key = service_study(study)
+        with self._lock:
+            if (key, number) not in self._reported:
+                return
         try:
-            self.client.end_trial(service_study(study), str(number), state)
+            self.client.end_trial(key, str(number), state)
         except Exception as exc:  # noqa: BLE001
             logger.warning("bttackler pruner: could not end trial %s on the service (%s)", number, exc)
 
