@@ -153,6 +153,7 @@ export function ctxFrom(history: readonly PayloadV1[], maxSteps?: number): RuleC
     payload: last,
     series: (metric) => series.get(metric) ?? empty,
     peers: () => undefined,
+    outcomes: () => undefined,
   };
 }
 
