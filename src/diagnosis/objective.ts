@@ -9,6 +9,9 @@
  *   2. val_acc, maximized;
  *   3. val_loss, minimized;
  *   4. train_loss, minimized.
+ * A study that declares only a direction (metric "auto", as the hosts do from an Optuna
+ * study's direction or NNI's optimize_mode) tries the built-in metrics of that direction
+ * first (minimize: val_loss, train_loss, then val_acc; maximize: val_acc, then the losses).
  * So a study that reports accuracy is judged by it, and a loss-only study (no accuracy in
  * its payloads, e.g. a regression or a language model) by its validation loss, else its
  * training loss, with no configuration. A value taken from a later candidate than the first
@@ -57,7 +60,10 @@ export function inferDirection(metric: string): Direction | undefined {
 
 /** The candidates, in order, for a study's objective config. */
 export function objectiveCandidates(objective: ObjectiveConfig): ObjectiveCandidate[] {
-  if (objective.metric === AUTO) return [...BUILT_IN];
+  if (objective.metric === AUTO) {
+    if (objective.direction === "auto") return [...BUILT_IN];
+    return [...BUILT_IN.filter((c) => c.direction === objective.direction), ...BUILT_IN.filter((c) => c.direction !== objective.direction)];
+  }
   const direction = objective.direction === "auto" ? inferDirection(objective.metric) : objective.direction;
   // validate.ts refuses an auto direction that the name does not give; maximize keeps this total
   const declared = { metric: objective.metric, direction: direction ?? "maximize" };

@@ -19,6 +19,13 @@ describe("objectiveValue", () => {
     expect(v).toEqual({ metric, direction, value: metrics[metric as keyof typeof metrics], ...(fallback ? { fallback } : {}) });
   });
 
+  it("with only a direction declared (as the hosts declare it), tries the built-in metrics of that direction first", () => {
+    const min = objectiveCandidates({ metric: "auto", direction: "minimize" });
+    expect(min.map((c) => c.metric)).toEqual(["val_loss", "train_loss", "val_acc"]);
+    expect(objectiveValue(min, { step: 0, metrics: { val_acc: 0.9, val_loss: 0.3 } })).toEqual({ metric: "val_loss", direction: "minimize", value: 0.3 });
+    expect(objectiveCandidates({ metric: "auto", direction: "maximize" }).map((c) => c.metric)).toEqual(["val_acc", "val_loss", "train_loss"]);
+  });
+
   it("is undefined when no candidate has a finite value", () => {
     expect(objectiveValue(objectiveCandidates(AUTO), { step: 0, metrics: { val_acc: null, other: 1 } })).toBeUndefined();
     expect(objectiveValue(objectiveCandidates(AUTO), { step: 0 })).toBeUndefined();

@@ -7,7 +7,7 @@ sh adapters/python/scripts/venv.sh
 status=0
 # the docstring examples of the Optuna pruner and the NNI assessor run as doctests (from the root: they use dist/)
 .venv/bin/python -m pytest adapters/python/tests -q "$@" \
-  --doctest-modules adapters/python/bttackler/optuna/_pruner.py adapters/python/bttackler/nni/assessor.py || status=$?
+  --doctest-modules adapters/python/bttackler/optuna/_pruner.py adapters/python/bttackler/nni/assessor.py adapters/python/bttackler/objective.py || status=$?
 if [ "$status" -eq 5 ]; then
   echo "test:python: pytest collected no tests (exit code 5); that is a failure here" >&2
   exit 1

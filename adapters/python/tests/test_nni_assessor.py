@@ -356,3 +356,14 @@ def test_to_payload():
     assert to_payload(True, 1, "val_acc") == {"step": 1}  # not a number
     assert to_payload("0.5", 5, "val_acc") == {"step": 5}
     assert to_payload({"default": None}, 0, "val_acc") == {"step": 0}
+
+
+@pytest.mark.parametrize("mode", ["minimize", "maximize"])
+def test_the_assessor_declares_optimize_mode_as_the_objectives_direction(service: Any, name: Any, mode: str) -> None:
+    from bttackler import BTTacklerClient
+
+    study = name(f"nni-objective-{mode}")
+    assessor = BTTacklerAssessor(url=service.url(), study=study, optimize_mode=mode)
+    assessor.assess_trial("1", [{"default": 0.5, "step": 0, "metrics": {"train_loss": 1.0}}])
+    opened = BTTacklerClient(service.url()).open_study(study)
+    assert opened is not None and opened["config"]["objective"] == {"metric": "auto", "direction": mode}

@@ -554,3 +554,25 @@ def test_report_with_a_fixed_trial_only_reports_the_value() -> None:
     assert trial.should_prune() is False
     with pytest.raises(TypeError, match="got 42"):
         report(42, {"step": 0, "metrics": {"val_loss": 1.0}})  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- the objective
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_pruner_declares_the_studys_direction_as_the_objective_unless_the_config_does(service: Any, name: Callable[[str], str], direction: str) -> None:
+    pruner = BTTacklerPruner(url=service.url())
+    study = optuna.create_study(study_name=name(f"objective-{direction}"), direction=direction, pruner=pruner)
+    trial = study.ask()
+    report(trial, {"step": 0, "metrics": {"train_loss": 0.9, "val_loss": 1.0, "val_acc": 0.4}})
+    assert trial.should_prune() is False
+    opened = BTTacklerClient(service.url()).open_study(service_study(study))
+    assert opened is not None and opened["config"]["objective"] == {"metric": "auto", "direction": direction}
+    pruner.close()
+    declared = BTTacklerPruner(url=service.url(), config={"objective": {"metric": "val_f1", "direction": "maximize"}})
+    other = optuna.create_study(study_name=name(f"declared-{direction}"), direction=direction, pruner=declared)
+    t = other.ask()
+    t.report(0.5, 0)
+    t.should_prune()
+    assert BTTacklerClient(service.url()).open_study(service_study(other))["config"]["objective"] == {"metric": "val_f1", "direction": "maximize"}
+    declared.close()

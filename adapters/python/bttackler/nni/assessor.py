@@ -22,6 +22,7 @@ from nni.assessor import AssessResult, Assessor
 
 from ..client import BTTacklerClient, should_stop
 from ..local_service import STARTUP_WAIT, LocalService
+from ..objective import with_objective
 from .class_args import AssessorSettings, check_class_args
 from .experiment import ExperimentContext, experiment_context
 from .payloads import to_payload
@@ -249,7 +250,8 @@ class BTTacklerAssessor(Assessor):
     def _open_study(self, client: BTTacklerClient, deadline: float) -> bool:
         if self._opened:
             return True
-        opened = client.open_study(self._study, self._settings.config, timeout=_left(deadline))
+        config = with_objective(self._settings.config, self._settings.optimize_mode)
+        opened = client.open_study(self._study, config, timeout=_left(deadline))
         if opened is not None:
             self._opened = True
             config = opened.get("config") if isinstance(opened, Mapping) else None

@@ -19,6 +19,7 @@ from optuna.study import StudyDirection
 
 from ..client import BTTacklerClient, _check_url, _positive_number, should_stop
 from ..local_service import STARTUP_WAIT, LocalService, ServiceStartError
+from ..objective import with_objective
 from ._identity import service_study, storage_identity
 
 logger = logging.getLogger("bttackler")
@@ -250,7 +251,7 @@ class BTTacklerPruner(BasePruner):
         value = trial.intermediate_values.get(step)
         metric = SCALAR_METRIC.get(study.direction, "train_loss")
         payload: Dict[str, Any] = {"step": int(step), "metrics": {metric: _json_float(value)}}
-        return self._send(key, trial.number, payload)
+        return self._send(key, trial.number, payload, direction=study.direction.name.lower())
 
     def _warn_if_private(self, study: "optuna.study.Study", key: str) -> None:
         """A private service with a storage other processes can share: say once that they do not share a cohort."""
@@ -266,15 +267,18 @@ class BTTacklerPruner(BasePruner):
 
     # ------------------------------------------------------------------ used by report() and run_node_trial()
 
-    def _send(self, key: str, number: int, payload: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    def _send(self, key: str, number: int, payload: Mapping[str, Any], direction: Optional[str] = None) -> Optional[Dict[str, Any]]:
         """reportAndAssess for (key, number, payload step); the verdict is kept for prune(). Fail open.
 
+        The first time a study is seen, it is opened with the configuration, its objective's
+        direction (the Optuna study's, ``direction``) declared unless the configuration declares one.
         At most ``timeout`` seconds in all: when the study is opened first, the report gets what is left.
         """
         client = self.client
         deadline = time.monotonic() + self._timeout
-        if self._config is not None and key not in self._opened:
-            opened = client.open_study(key, self._config)
+        if (self._config is not None or direction is not None) and key not in self._opened:
+            config = self._config if direction is None else with_objective(self._config, direction)
+            opened = client.open_study(key, config, timeout=deadline - time.monotonic())
             if opened is not None:
                 self._opened.add(key)
         with self._lock:

@@ -130,7 +130,7 @@ def report(
             )
         return None
     try:
-        return pruner._send(service_study(study), trial.number, payload)
+        return pruner._send(service_study(study), trial.number, payload, direction=study.direction.name.lower())
     except Exception as exc:  # noqa: BLE001 - fail open
         logger.warning("bttackler.optuna.report: payload of trial %s step %s not sent (%s: %s)", trial.number, step, type(exc).__name__, exc)
         return None
