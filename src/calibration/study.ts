@@ -54,19 +54,13 @@ export function simulateStudy(config: StudyConfig, split: PreparedSplit): StudyF
   return figures(split, stoppedAt);
 }
 
+/** Figures with every count at 0. */
+function noFigures(trials: number, stoppedAt: (number | undefined)[]): StudyFigures {
+  return { trials, topQuartile: 0, topQuartileStopped: 0, hopeless: 0, hopelessCaught: 0, epochs: 0, epochsSaved: 0, hopelessEpochsSaved: 0, otherEpochsSaved: 0, stoppedAt };
+}
+
 function figures(split: PreparedSplit, stoppedAt: (number | undefined)[]): StudyFigures {
-  const f: StudyFigures = {
-    trials: split.trials.length,
-    topQuartile: 0,
-    topQuartileStopped: 0,
-    hopeless: 0,
-    hopelessCaught: 0,
-    epochs: 0,
-    epochsSaved: 0,
-    hopelessEpochsSaved: 0,
-    otherEpochsSaved: 0,
-    stoppedAt,
-  };
+  const f = noFigures(split.trials.length, stoppedAt);
   split.trials.forEach((t, i) => {
     const o = split.outcomes[i] as TrialOutcome;
     const n = t.payloads.length;
@@ -90,18 +84,7 @@ function figures(split: PreparedSplit, stoppedAt: (number | undefined)[]): Study
 
 /** Figures summed over several tasks (each simulated as its own study); `stoppedAt` joined in task order. */
 export function sumFigures(all: readonly StudyFigures[]): StudyFigures {
-  const total: StudyFigures = {
-    trials: 0,
-    topQuartile: 0,
-    topQuartileStopped: 0,
-    hopeless: 0,
-    hopelessCaught: 0,
-    epochs: 0,
-    epochsSaved: 0,
-    hopelessEpochsSaved: 0,
-    otherEpochsSaved: 0,
-    stoppedAt: [],
-  };
+  const total = noFigures(0, []);
   for (const f of all) {
     for (const key of ["trials", "topQuartile", "topQuartileStopped", "hopeless", "hopelessCaught", "epochs", "epochsSaved", "hopelessEpochsSaved", "otherEpochsSaved"] as const) {
       total[key] += f[key];

@@ -19,7 +19,7 @@
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
 import type { LaggingOptions, ObjectiveConfig } from "./types.js";
-import { describeObjective, inferDirection, OBJECTIVE, type ObjectiveCandidate, objectiveCandidates, objectiveValue } from "./objective.js";
+import { describeObjective, type ObjectiveCandidate, objectiveValue, ruleCandidates } from "./objective.js";
 import { fmt } from "./stats.js";
 
 export class LaggingRule implements SymptomRule {
@@ -31,12 +31,7 @@ export class LaggingRule implements SymptomRule {
     readonly options: LaggingOptions,
     objective: ObjectiveConfig,
   ) {
-    if (options.metric === OBJECTIVE) {
-      this.candidates = objectiveCandidates(objective);
-    } else {
-      const direction = options.direction === "auto" ? (inferDirection(options.metric) ?? "maximize") : options.direction;
-      this.candidates = [{ metric: options.metric, direction }];
-    }
+    this.candidates = ruleCandidates(options, objective);
   }
 
   /** The metrics whose peers the engine must keep. */

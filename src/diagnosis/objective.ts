@@ -70,6 +70,16 @@ export function objectiveCandidates(objective: ObjectiveConfig): ObjectiveCandid
   return [declared, ...BUILT_IN.filter((c) => c.metric !== declared.metric)];
 }
 
+/**
+ * What a rule with `metric` and `direction` options judges by: the objective's candidates
+ * for metric "objective", else that one metric (direction "auto": the one its name implies).
+ */
+export function ruleCandidates(options: { metric: string; direction: Direction | "auto" }, objective: ObjectiveConfig): ObjectiveCandidate[] {
+  if (options.metric === OBJECTIVE) return objectiveCandidates(objective);
+  const direction = options.direction === "auto" ? (inferDirection(options.metric) ?? "maximize") : options.direction;
+  return [{ metric: options.metric, direction }];
+}
+
 /** The first candidate with a finite value in the payload; undefined when none has one. */
 export function objectiveValue(candidates: readonly ObjectiveCandidate[], payload: PayloadV1): ObjectiveValue | undefined {
   for (const [i, c] of candidates.entries()) {

@@ -33,7 +33,7 @@
  *   study: an optimistic end of the interval, carried-forward outcomes, persistence and
  *   cohort protection.
  */
-import { describeObjective, inferDirection, OBJECTIVE, type ObjectiveCandidate, objectiveCandidates, objectiveValue } from "./objective.js";
+import { describeObjective, type ObjectiveCandidate, objectiveValue, ruleCandidates } from "./objective.js";
 import type { Finding, RuleContext, Series, SymptomRule } from "./rule.js";
 import { fmt, percentileOfSorted, searchSorted } from "./stats.js";
 import type { ObjectiveConfig, PrognosisOptions } from "./types.js";
@@ -52,12 +52,7 @@ export class PrognosisRule implements SymptomRule {
     readonly options: PrognosisOptions,
     objective: ObjectiveConfig,
   ) {
-    if (options.metric === OBJECTIVE) {
-      this.candidates = objectiveCandidates(objective);
-    } else {
-      const direction = options.direction === "auto" ? (inferDirection(options.metric) ?? "maximize") : options.direction;
-      this.candidates = [{ metric: options.metric, direction }];
-    }
+    this.candidates = ruleCandidates(options, objective);
   }
 
   /** The metrics whose outcomes the engine must keep. */
