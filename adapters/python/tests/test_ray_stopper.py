@@ -72,6 +72,22 @@ def test_a_healthy_trial_continues_and_is_marked_complete_on_its_done_result(sto
     assert stopper.stops == {} and stopper.stop_all() is False
 
 
+def test_the_payload_leaves_the_result_once_read_unless_kept(service: Any, name: Callable[[str], str]) -> None:
+    read = BTTacklerStopper(url=service.url(), study=name("ray-pop"))
+    kept = BTTacklerStopper(url=service.url(), study=name("ray-keep"), keep_payload=True)
+    try:
+        first, second = result_of(0, 1.0), result_of(0, 1.0)
+        assert read("t", first) is False and kept("t", second) is False
+        assert PAYLOAD_KEY not in first and first["loss"] == 1.0  # Ray's loggers get the metrics without it
+        assert second[PAYLOAD_KEY]["step"] == 0
+        # Ray's final copy of that last result (payload gone, done): the trial ends "complete", without a warning
+        assert read("t", dict(first, done=True)) is False
+        assert ended(service, read.study) == {"t": "complete"}
+    finally:
+        read.close()
+        kept.close()
+
+
 def test_the_step_defaults_to_the_training_iteration(stopper: Any) -> None:
     client = BTTacklerClient(stopper.url, timeout=5)
     for iteration in (1, 2):
@@ -112,7 +128,7 @@ def test_the_config_opens_the_study_before_the_first_report(service: Any, name: 
 def test_a_pickled_stopper_holds_no_socket_and_talks_to_the_same_service_study(stopper: Any) -> None:
     stopper("t_p", result_of(0, 1.0))  # the original has an open connection now
     state = stopper.__getstate__()
-    assert set(state) == {"url", "config", "timeout", "study"}
+    assert set(state) == {"url", "config", "timeout", "study", "keep_payload"}
     copy = pickle.loads(pickle.dumps(stopper))
     assert copy.client is not None and copy.client._ws is None  # a fresh client, not connected yet
     assert copy.study == stopper.study and copy.url == stopper.url
@@ -172,6 +188,7 @@ def test_without_a_url_the_stopper_runs_its_own_service_and_stops_it_on_close() 
     ({"url": "ws://127.0.0.1:1", "config": {"x": float("nan")}}, ValueError, "plain JSON"),
     ({"url": "ws://127.0.0.1:1", "study": ""}, ValueError, "study"),
     ({"url": "ws://127.0.0.1:1", "study": "a\nb"}, ValueError, "study"),
+    ({"url": "ws://127.0.0.1:1", "keep_payload": 1}, TypeError, "keep_payload"),
 ])
 def test_bad_arguments_are_refused_naming_the_value(kwargs: Dict[str, Any], error: type, words: str) -> None:
     with pytest.raises(error, match=words):

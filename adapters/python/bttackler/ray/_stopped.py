@@ -105,8 +105,8 @@ def stopped_trials(source: Union["os.PathLike[str]", str, Any]) -> List[StoppedT
     """
     if isinstance(source, (str, os.PathLike)):
         found = _from_folder(Path(os.path.expanduser(os.fspath(source))))
-    elif hasattr(source, "__iter__") and hasattr(source, "__len__"):
-        found = _from_results(source)
+    elif hasattr(source, "__getitem__") and hasattr(source, "__len__"):  # a ResultGrid (indexable), or a list of Results
+        found = _from_results(source[i] for i in range(len(source)))
     else:
         raise TypeError(f"source must be a ray.tune.ResultGrid or the path of an experiment folder, got {source!r} ({type(source).__name__})")
     return sorted(found, key=lambda t: t.trial_id)

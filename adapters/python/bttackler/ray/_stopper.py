@@ -35,7 +35,7 @@ class BTTacklerStopper(Stopper):
     """Stops a Ray Tune trial when the bttackler service diagnoses its training as broken.
 
     Ray calls the stopper on the driver with every result of every trial, before the scheduler
-    sees it. The stopper sends the indicator payload found under ``result["bttackler"]``
+    sees it. The stopper takes the indicator payload out of ``result["bttackler"]``
     (:data:`PAYLOAD_KEY`) to the service (``trial.reportAndAssess``, keyed by study, Ray's trial
     id and the payload's step) and returns the verdict. A payload without ``step`` gets
     ``training_iteration - 1``. A result without the key is let through.
@@ -44,7 +44,7 @@ class BTTacklerStopper(Stopper):
     is added to that result as ``result["bttackler_stop"]`` (:data:`STOP_KEY`): it is the trial's
     last result, so it shows in ``ResultGrid``, ``result.json`` and ``progress.csv``
     (:func:`bttackler.ray.stopped_trials` lists them); the service marks the trial ``pruned``
-    (``bttackler report``). A trial whose last result says ``done`` is marked ``complete``.
+    (``bttackler report``). A trial whose final result says ``done`` is marked ``complete``.
 
     Args:
         url: The service, ``ws://host:port`` (``?token=`` allowed; else ``BTTACKLER_TOKEN``).
@@ -59,6 +59,10 @@ class BTTacklerStopper(Stopper):
             logger; it never raises into Ray.
         study: The service study the trials report to; default ``ray-<random>``, made once
             per stopper (a restored experiment unpickles the same name).
+        keep_payload: By default the payload is removed from the result once the stopper has
+            read it (the scheduler has seen the result already), so that Ray's loggers, the
+            ``ResultGrid`` and ``progress.csv`` do not carry per-layer lists every epoch.
+            ``True`` leaves it in.
 
     Example:
 
@@ -88,6 +92,7 @@ class BTTacklerStopper(Stopper):
         timeout: float = DEFAULT_TIMEOUT,
         *,
         study: Optional[str] = None,
+        keep_payload: bool = False,
     ) -> None:
         if url is not None:
             _check_url(url)
@@ -100,7 +105,10 @@ class BTTacklerStopper(Stopper):
                 raise ValueError(f"config must be plain JSON ({exc}), got {config!r}") from None
         if study is not None and (not isinstance(study, str) or not _STUDY_NAME.fullmatch(study)):
             raise ValueError(f"study must be a string of 1 to 200 characters without control characters, got {study!r}")
+        if not isinstance(keep_payload, bool):
+            raise TypeError(f"keep_payload must be True or False, got {keep_payload!r}")
         self._timeout = _positive_number("timeout", timeout)
+        self._keep_payload = keep_payload
         self._url = url
         self._config: Optional[Dict[str, Any]] = config
         self._study = study or f"ray-{uuid.uuid4().hex[:12]}"
@@ -119,6 +127,7 @@ class BTTacklerStopper(Stopper):
         self._client: Optional[BTTacklerClient] = None
         self._opened = False
         self._stops: Dict[str, Dict[str, Any]] = {}
+        self._reported: Set[str] = set()  # trials the service has a verdict for (from this object)
         self._ended: Set[str] = set()
         self._warned: Set[str] = set()
 
@@ -178,10 +187,13 @@ class BTTacklerStopper(Stopper):
                 return True
         payload = result.get(PAYLOAD_KEY) if isinstance(result, Mapping) else None
         done = isinstance(result, Mapping) and result.get("done") is True
+        if payload is not None and not self._keep_payload:
+            del result[PAYLOAD_KEY]  # diagnosed here: Ray's loggers and the ResultGrid get the metrics without it
         if payload is None:
-            self._warn_once("no-payload", f"bttackler stopper: a result of trial {trial} has no {PAYLOAD_KEY!r} key (the indicator payload): not diagnosed, the trial continues")
-            if done:
+            if done:  # Ray's final copy of a finished trial's last result (already diagnosed, payload removed)
                 self._end(trial, "complete", deadline)
+            else:
+                self._warn_once("no-payload", f"bttackler stopper: a result of trial {trial} has no {PAYLOAD_KEY!r} key (the indicator payload): not diagnosed, the trial continues")
             return False
         if not isinstance(payload, Mapping):
             self._warn_once("bad-payload", f"bttackler stopper: result[{PAYLOAD_KEY!r}] of trial {trial} must be a mapping (indicator payload v1), got {type(payload).__name__}: not diagnosed")
@@ -199,6 +211,8 @@ class BTTacklerStopper(Stopper):
             if client.open_study(self._study, self._config, timeout=deadline - time.monotonic()) is not None:
                 self._opened = True
         verdict = client.report_and_assess(self._study, trial, payload, timeout=deadline - time.monotonic())
+        if verdict is not None:
+            self._reported.add(trial)
         if not should_stop(verdict):
             if done and verdict is not None:
                 self._end(trial, "complete", deadline)
@@ -220,7 +234,7 @@ class BTTacklerStopper(Stopper):
     def _end(self, trial: str, state: str, deadline: float) -> None:
         """trial.end on the service with what is left of the call's budget (the stop stands if it fails)."""
         client = self.client
-        if client is None or trial in self._ended:
+        if client is None or trial in self._ended or trial not in self._reported:
             return
         if client.end_trial(self._study, trial, state, timeout=deadline - time.monotonic()) is not None:
             self._ended.add(trial)
@@ -253,7 +267,7 @@ class BTTacklerStopper(Stopper):
             url = self._service.url(timeout=START_TIMEOUT)
             if url is None:
                 logger.warning("bttackler stopper: pickled before its private service listened (%s): the copy lets every trial continue", self._service.error or "not started in time")
-        return {"url": url, "config": self._config, "timeout": self._timeout, "study": self._study}
+        return {"url": url, "config": self._config, "timeout": self._timeout, "study": self._study, "keep_payload": self._keep_payload}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         # The copy talks to the same service; the original process keeps owning a private one.
@@ -261,6 +275,7 @@ class BTTacklerStopper(Stopper):
         self._config = state["config"]
         self._timeout = state["timeout"]
         self._study = state["study"]
+        self._keep_payload = state["keep_payload"]
         self._service = None
         self._tmpdir = None
         self._init_state()
