@@ -201,6 +201,34 @@ def test_it_composes_with_ray_stoppers(stopper: Any) -> None:
     assert combined("t_c", result_of(1, float("nan"))) is True
 
 
+class FakeTrial:
+    """What the callback reads of a ray.tune.experiment.Trial."""
+
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+def test_the_callback_ends_each_trial_by_how_it_ended(stopper: Any, service: Any) -> None:
+    callback = stopper.callback()
+    assert callback.stopper is stopper
+    for step in range(6):
+        stopper("t_full", result_of(step, 1.0 / (step + 1)))  # max_steps 10 announced: runs all 10
+    for step in range(4, 10):
+        stopper("t_full", result_of(step, 0.1))
+    for step in range(3):
+        stopper("t_cut", result_of(step, 1.0 / (step + 1)))  # a scheduler cuts it at step 2 of 10
+    stopper("t_err", result_of(0, 1.0))
+    stopper("t_stop", result_of(0, float("nan")))
+    callback.on_trial_complete(iteration=1, trials=[], trial=FakeTrial("t_full"))
+    callback.on_trial_complete(iteration=1, trials=[], trial=FakeTrial("t_cut"))
+    callback.on_trial_error(iteration=1, trials=[], trial=FakeTrial("t_err"))
+    callback.on_trial_complete(iteration=1, trials=[], trial=FakeTrial("t_stop"))
+    callback.on_trial_complete(iteration=1, trials=[], trial=FakeTrial("t_never_reported"))  # nothing to end
+    assert ended(service, stopper.study) == {"t_full": "complete", "t_cut": "pruned", "t_err": "failed", "t_stop": "pruned"}
+    with pytest.raises(TypeError, match="BTTacklerStopper"):
+        type(callback)(object())
+
+
 # ---------------------------------------------------------------------- stopped_trials
 
 

@@ -11,7 +11,7 @@ import tempfile
 import threading
 import time
 import uuid
-from typing import Any, Dict, Mapping, Optional, Set
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from ray.tune import Stopper
 
@@ -129,6 +129,7 @@ class BTTacklerStopper(Stopper):
         self._stops: Dict[str, Dict[str, Any]] = {}
         self._reported: Set[str] = set()  # trials the service has a verdict for (from this object)
         self._ended: Set[str] = set()
+        self._progress: Dict[str, Tuple[int, Optional[int]]] = {}  # trial -> (last step, max_steps) of its payloads
         self._warned: Set[str] = set()
 
     # ------------------------------------------------------------------ properties
@@ -203,6 +204,7 @@ class BTTacklerStopper(Stopper):
             iteration = result.get("training_iteration")
             if isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 1:
                 payload["step"] = iteration - 1
+        self._note_progress(trial, payload)
         client = self.client
         if client is None:
             self._warn_once("no-url", "bttackler stopper: the service's address is unknown (a copy pickled before the private service listened): every trial continues")
@@ -230,6 +232,38 @@ class BTTacklerStopper(Stopper):
         result[STOP_KEY] = dict(record)
         self._end(trial, "pruned", deadline)
         return True
+
+    def _note_progress(self, trial: str, payload: Mapping[str, Any]) -> None:
+        step, max_steps = payload.get("step"), payload.get("max_steps")
+        if isinstance(step, int) and not isinstance(step, bool):
+            known = self._progress.get(trial, (None, None))[1]
+            self._progress[trial] = (step, max_steps if isinstance(max_steps, int) and not isinstance(max_steps, bool) else known)
+
+    def trial_ended(self, trial_id: str, failed: bool = False) -> None:
+        """Tells the service how a trial ended (``trial.end``), once: ``failed``; ``pruned`` when it stopped before
+        the ``max_steps`` its payloads announced (a scheduler such as ASHA cut it); else ``complete``. A trial this
+        stopper stopped is already ``pruned``. Called by :class:`BTTacklerCallback`; never raises, at most ``timeout``."""
+        try:
+            trial = str(trial_id)
+            with self._lock:
+                if trial in self._stops:
+                    return
+            step, max_steps = self._progress.get(trial, (None, None))
+            if failed:
+                state = "failed"
+            elif step is not None and max_steps is not None and step + 1 < max_steps:
+                state = "pruned"
+            else:
+                state = "complete"
+            self._end(trial, state, time.monotonic() + self._timeout)
+        except Exception as exc:  # noqa: BLE001 - never into Ray
+            self._warn_once(f"end:{type(exc).__name__}", f"bttackler stopper: could not end trial {trial_id} on the service ({type(exc).__name__}: {exc})")
+
+    def callback(self) -> "Any":
+        """A ``tune.Callback`` that reports how every trial ended to the service: ``RunConfig(callbacks=[stopper.callback()])``."""
+        from ._callback import BTTacklerCallback
+
+        return BTTacklerCallback(self)
 
     def _end(self, trial: str, state: str, deadline: float) -> None:
         """trial.end on the service with what is left of the call's budget (the stop stands if it fails)."""
