@@ -9,7 +9,6 @@ restart; the restarted service holds the verdicts acknowledged before the kill.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ tune = pytest.importorskip("ray.tune")
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 from bttackler import BTTacklerClient  # noqa: E402
-from bttackler.ray import STOP_KEY, BTTacklerStopper, stopped_trials  # noqa: E402
+from bttackler.ray import BTTacklerStopper, stopped_trials  # noqa: E402
 from helpers import wait_until  # noqa: E402
 from trainables import train_mlp  # noqa: E402
 
@@ -54,13 +53,8 @@ class TimedStopper(BTTacklerStopper):
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Any:
-    import ray
-
-    tmp = Path(f"/tmp/bttackler-rayf-{os.getpid()}")
-    tmp.mkdir(exist_ok=True)
-    cluster.start(tmp)
-    yield
-    ray.shutdown()
+    with cluster.running():
+        yield
 
 
 def test_kill_9_in_the_middle_of_a_ray_study_then_restart(ray_cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -87,10 +81,8 @@ def test_kill_9_in_the_middle_of_a_ray_study_then_restart(ray_cluster: Any, tmp_
             marks["kill"] = first.kill9()
             flag.touch()  # from now on the "nan_after_flag" trials report a NaN loss
             time.sleep(outage)
-            second = ServiceProcess(first.db, port=first.port, log=tmp_path / "restarted.log")
+            second = first.restart(tmp_path / "restarted.log")
             services.append(second)
-            second.start()
-            assert second.url == first.url
             marks["ready"] = second.ready_at or time.monotonic()
             stop = wait_until(lambda: [c for c in CALLS if c[4] and c[2] > marks["ready"]], 120)
             assert stop, "no trial was stopped after the restart"

@@ -29,13 +29,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    import ray
-
-    # Ray's socket paths must stay below 107 characters: a short folder of its own
-    tmp = Path(f"/tmp/bttackler-ray-{os.getpid()}")
-    tmp.mkdir(exist_ok=True)
-    cluster.start(tmp)
-    yield
-    ray.shutdown()
-    shutil.rmtree(tmp, ignore_errors=True)
+def ray_cluster() -> Iterator[None]:
+    with cluster.running():
+        yield

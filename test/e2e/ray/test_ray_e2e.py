@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List
 
-import pytest
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 

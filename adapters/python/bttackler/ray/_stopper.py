@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -17,6 +14,7 @@ from ray.tune import Stopper
 
 from ..client import BTTacklerClient, _check_url, _positive_number, redact, should_stop
 from ..local_service import LocalService
+from ..private_service import PrivateService, plain_config
 from ..verdicts import one_line, stop_codes
 
 logger = logging.getLogger("bttackler")
@@ -96,13 +94,7 @@ class BTTacklerStopper(Stopper):
     ) -> None:
         if url is not None:
             _check_url(url)
-        if config is not None:
-            if not isinstance(config, Mapping):
-                raise TypeError(f"config must be a mapping (config.v1, see docs/configuration.md) or None, got {config!r} ({type(config).__name__})")
-            try:
-                config = json.loads(json.dumps(dict(config), allow_nan=False))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"config must be plain JSON ({exc}), got {config!r}") from None
+        config = plain_config(config)
         if study is not None and (not isinstance(study, str) or not _STUDY_NAME.fullmatch(study)):
             raise ValueError(f"study must be a string of 1 to 200 characters without control characters, got {study!r}")
         if not isinstance(keep_payload, bool):
@@ -110,14 +102,11 @@ class BTTacklerStopper(Stopper):
         self._timeout = _positive_number("timeout", timeout)
         self._keep_payload = keep_payload
         self._url = url
-        self._config: Optional[Dict[str, Any]] = config
+        self._config = config
         self._study = study or f"ray-{uuid.uuid4().hex[:12]}"
-        self._service: Optional[LocalService] = None
-        self._tmpdir: Optional[str] = None
+        self._private: Optional[PrivateService] = None
         if url is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="bttackler-ray-")
-            self._service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"))
-            self._service.start()  # returns at once; the first calls wait for it within their budget
+            self._private = PrivateService("bttackler-ray-")  # the first calls wait for it within their budget
             atexit.register(self.close)  # registered after the service's own stop: runs first
         self._init_state()
 
@@ -133,6 +122,10 @@ class BTTacklerStopper(Stopper):
         self._warned: Set[str] = set()
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def _service(self) -> Optional[LocalService]:
+        return self._private.service if self._private is not None else None
 
     @property
     def url(self) -> Optional[str]:
@@ -155,11 +148,10 @@ class BTTacklerStopper(Stopper):
     @property
     def client(self) -> Optional[BTTacklerClient]:
         """This process's client of the service (made on first use), or None when no address is known."""
-        if os.getpid() != self._pid:  # a forked copy: the parent's lock and connection are not ours
-            service, self._service = self._service, None
+        if os.getpid() != self._pid:  # a forked copy: the parent's lock, connection and service are not ours
+            service, self._private = self._service, None
             if self._url is None and service is not None:
                 self._url = service._address
-            self._tmpdir = None
             self._init_state()
         if self._client is None:
             if self._service is not None:
@@ -285,11 +277,8 @@ class BTTacklerStopper(Stopper):
         try:
             if self._client is not None and os.getpid() == self._pid:
                 self._client.close()
-            if self._service is not None and os.getpid() == self._pid:
-                self._service.stop()
-            if self._tmpdir is not None and os.getpid() == self._pid:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-                self._tmpdir = None
+            if self._private is not None:
+                self._private.stop()  # only in the process that started it
             atexit.unregister(self.close)
         except Exception:  # noqa: BLE001
             pass
@@ -310,8 +299,7 @@ class BTTacklerStopper(Stopper):
         self._timeout = state["timeout"]
         self._study = state["study"]
         self._keep_payload = state["keep_payload"]
-        self._service = None
-        self._tmpdir = None
+        self._private = None
         self._init_state()
 
     def __repr__(self) -> str:
