@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 MAIN_JS = ROOT / "dist" / "cli" / "main.js"
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "adapters" / "python" / "tests"))  # helpers.py: wait_until
 import ray_cluster as cluster  # noqa: E402
 
 cluster.configure_environment()  # before any test module imports ray

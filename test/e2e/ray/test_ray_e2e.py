@@ -6,7 +6,9 @@ Run by test/e2e/ray.sh (npm run e2e:ray).
 """
 from __future__ import annotations
 
+import os
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -16,7 +18,8 @@ from ray.tune.schedulers import ASHAScheduler
 from bttackler import BTTacklerClient, LocalService
 from bttackler.ray import STOP_KEY, BTTacklerStopper, stopped_trials
 from conftest import MAIN_JS
-from trainables import train_mlp
+from helpers import wait_until  # adapters/python/tests/helpers.py
+from trainables import JS_CONFIGS, node_trainable, train_mlp
 
 EPOCHS = 6
 DIVERGING, HEALTHY = 50.0, 0.3
@@ -100,3 +103,47 @@ def test_a_shared_service_holds_the_reasons_for_bttackler_report(ray_cluster: No
     assert "1 stopped" in done.stderr, done.stderr
     html = page.read_text()
     assert stopped.trial_id in html and stopped.symptoms[0] in html
+
+
+def processes_with(marker: str) -> List[str]:
+    """The command lines of the running processes that contain ``marker``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_javascript_trials_through_the_relay(ray_cluster: None, tmp_path: Path) -> None:
+    """docs/examples/mnist/train.js (TensorFlow.js, trial SDK) as Ray function trainables: the exploding one is stopped
+    by bttackler at an early epoch and its Node process ends; the healthy one runs every epoch."""
+    marker = uuid.uuid4().hex
+    stopper = BTTacklerStopper()
+    try:
+        tuner = tune.Tuner(
+            node_trainable,
+            param_space={"config": tune.grid_search(sorted(JS_CONFIGS)), "marker": marker},
+            tune_config=tune.TuneConfig(max_concurrent_trials=2),
+            run_config=tune.RunConfig(name="node", storage_path=str(tmp_path / "ray_results"), stop=stopper,
+                                      callbacks=[stopper.callback()], verbose=0),
+        )
+        grid = tuner.fit()
+        assert not grid.errors, grid.errors
+        results = {r.config["config"]: r for r in grid}
+        [stopped] = stopped_trials(grid)
+        assert stopped.config["config"] == "exploding" and stopped.symptoms and set(stopped.symptoms) <= {"NF", "EG"}, stopped
+        assert stopped.step is not None and stopped.step < JS_CONFIGS["exploding"]["epochs"] - 1, stopped
+        healthy = results["healthy"].metrics
+        assert STOP_KEY not in healthy and healthy["training_iteration"] == JS_CONFIGS["healthy"]["epochs"], healthy
+        assert healthy["val_acc"] > 0.5  # the payload's metrics are Tune metrics too
+        client = BTTacklerClient(stopper.url, timeout=10)
+        ended = {t["trial"]: t.get("ended") for t in client.study_trials(stopper.study)["trials"]}
+        client.close()
+        assert ended == {stopped.trial_id: "pruned", healthy["trial_id"]: "complete"}, ended
+    finally:
+        stopper.close()
+    assert wait_until(lambda: not processes_with(marker), 15), f"a Node trial outlived its Ray trial: {processes_with(marker)}"

@@ -96,3 +96,22 @@ def train_mlp(config: Dict[str, Any]) -> None:
             }
             time.sleep(float(config.get("step_pause", 0.0)))
             tune.report({"val_acc": val_acc if np.isfinite(val_acc) else 0.0, "train_loss": train_loss, "bttackler": payload})
+
+
+#: docs/examples/mnist/train.js: a TensorFlow.js MNIST trial written with the trial SDK.
+TRAIN_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "docs", "examples", "mnist", "train.js")
+
+
+#: train.js's hyperparameters by configuration: "exploding" blows up within an epoch or two (NF/EG), "healthy" learns.
+JS_CONFIGS = {
+    "exploding": {"lr": 50, "optimizer": "sgd", "loss": "mse", "epochs": 4, "samples": 600},
+    "healthy": {"epochs": 3, "samples": 600, "backend": "wasm"},
+}
+
+
+def node_trainable(config: Dict[str, Any]) -> None:
+    """A Ray function trainable that runs train.js through the relay with the hyperparameters of ``config["config"]``.
+    ``marker`` goes on the command line only (train.js ignores it), so that the test can look for leftover processes."""
+    from bttackler.ray import run_node_trial
+
+    run_node_trial(["node", os.path.realpath(TRAIN_JS), f"--marker={config['marker']}"], JS_CONFIGS[config["config"]])
