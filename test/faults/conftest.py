@@ -1,4 +1,4 @@
-"""Host fault tests: what the service's faults do to real Optuna studies and real NNI experiments (test/faults/run.sh)."""
+"""Host fault tests: what the service's faults do to real Optuna studies, real NNI experiments and a real Ray Tune study (test/faults/run.sh)."""
 from __future__ import annotations
 
 import json

@@ -91,6 +91,12 @@ class ServiceProcess:
         self.proc.wait(10)
         return at
 
+    def restart(self, log: Path) -> "ServiceProcess":
+        """A new service on this one's port and database (after a kill9), started; it logs to ``log``."""
+        again = ServiceProcess(self.db, port=self.port, log=log).start()
+        assert again.url == self.url, (again.url, self.url)
+        return again
+
     def stop(self) -> None:
         proc = self.proc
         if proc is None or proc.poll() is not None:

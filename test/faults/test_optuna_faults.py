@@ -189,10 +189,8 @@ def test_kill_9_in_the_middle_of_a_study_then_restart(tmp_path: Path, caplog: py
         before_kill.extend(run.acked(before=marks["kill"]))
         run.kinds.put("nan-during-outage")  # the service would prune it at its first step; down, it must not
         time.sleep(outage)
-        second = ServiceProcess(first.db, port=first.port, log=tmp_path / "restarted.log")
+        second = first.restart(tmp_path / "restarted.log")
         services.append(second)
-        second.start()
-        assert second.url == first.url
         marks["ready"] = second.ready_at or time.monotonic()
         got = wait_until(lambda: run.acked(after=marks["ready"]), 60)
         assert got, "the pruner's client never reconnected to the restarted service"

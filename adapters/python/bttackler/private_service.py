@@ -1,0 +1,62 @@
+"""What a host shim needs to run a private service and to take a study configuration: shared by the host adapters.
+
+``PrivateService`` is a :class:`LocalService` with its SQLite database in a temporary directory of its own, started
+at once; ``stop()`` stops the service and removes the directory, only in the process that started it (a forked
+child or an unpickled copy must not). ``plain_config`` checks a study configuration (config.v1) up front.
+
+Example:
+
+    >>> plain_config({"max_steps": 20})
+    {'max_steps': 20}
+    >>> plain_config(None) is None
+    True
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Mapping, Optional
+
+from .local_service import LocalService
+
+
+def plain_config(config: Any) -> Optional[Dict[str, Any]]:
+    """``config`` as a plain JSON object (a copy), or None; TypeError/ValueError naming the value otherwise."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping (config.v1, see docs/configuration.md) or None, got {config!r} ({type(config).__name__})")
+    try:
+        return json.loads(json.dumps(dict(config), allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config must be plain JSON ({exc}), got {config!r}") from None
+
+
+class PrivateService:
+    """`bttackler serve` for one host process: its database in a new temporary directory, started in the background.
+
+    ``prefix`` names the directory (``tempfile.mkdtemp(prefix=...)``). The service is found as
+    :class:`LocalService` finds it and stops with its parent (``--exit-with-parent``).
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._pid = os.getpid()
+        self._tmpdir: Optional[str] = tempfile.mkdtemp(prefix=prefix)
+        self.service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"))
+        self.service.start()  # returns at once
+
+    @property
+    def owned(self) -> bool:
+        """True in the process that started it."""
+        return os.getpid() == self._pid
+
+    def stop(self) -> None:
+        """Stops the service and removes its directory, in the process that started it only. Safe to repeat."""
+        if not self.owned:
+            return
+        self.service.stop()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
