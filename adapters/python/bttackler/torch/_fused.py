@@ -1,0 +1,40 @@
+"""Fused per-tensor statistics: one multi-tensor kernel per statistic for a whole list of tensors.
+
+``torch._foreach_norm`` computes one vector norm per tensor of a list in a single multi-tensor
+launch (on CUDA) instead of one launch per tensor. The orders used here give the statistics the
+payload needs, all in float32 whatever the tensors' dtype (a float16 L1 sum overflows easily):
+
+- ord 1   : sum |x|                 -> mean |x| after dividing by the element count
+- ord 0   : number of entries != 0  -> share of exact zeros = 1 - count / numel
+- ord inf : max |x|
+- ord 2   : ||x||                   -> the update ratio's norms
+
+A NaN or infinite entry makes the tensor's L1 sum non-finite, so ``isfinite(l1)`` is the tensor's
+non-finite test at no extra cost.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Sequence
+
+import torch
+
+INF = math.inf
+
+
+def _foreach_norm(tensors: Sequence[torch.Tensor], order: float) -> List[torch.Tensor]:
+    try:
+        return list(torch._foreach_norm(list(tensors), order, dtype=torch.float32))
+    except (RuntimeError, TypeError, AttributeError):  # an old torch, or an order its foreach path lacks
+        return [torch.linalg.vector_norm(t, order, dtype=torch.float32) for t in tensors]
+
+
+def norms(tensors: Sequence[torch.Tensor], orders: Sequence[float]) -> torch.Tensor:
+    """``out[i, j]`` = the ``orders[i]`` vector norm of ``tensors[j]``, float32, on the tensors' device.
+
+    >>> import torch
+    >>> norms([torch.tensor([[0.0, -2.0], [1.0, 0.0]])], [1, 0, INF]).tolist()
+    [[3.0], [2.0], [2.0]]
+    """
+    per_order = [t for order in orders for t in _foreach_norm(tensors, order)]
+    return torch.stack(per_order).view(len(orders), len(tensors))
