@@ -5,9 +5,11 @@ launch (on CUDA) instead of one launch per tensor. The orders used here give the
 payload needs, all in float32 whatever the tensors' dtype (a float16 L1 sum overflows easily):
 
 - ord 1   : sum |x|                 -> mean |x| after dividing by the element count
-- ord 0   : number of entries != 0  -> share of exact zeros = 1 - count / numel
 - ord inf : max |x|
 - ord 2   : ||x||                   -> the update ratio's norms
+- the L1 norm of ``sign(x)``: the number of entries != 0 -> share of exact zeros = 1 - count / numel
+  (CUDA fuses ``_foreach_norm`` for the orders 1, 2 and inf only; an order-0 norm would be one
+  launch per tensor, so the count goes through ``_foreach_sign``, one fused launch more)
 
 A NaN or infinite entry makes the tensor's L1 sum non-finite, so ``isfinite(l1)`` is the tensor's
 non-finite test at no extra cost.
@@ -27,6 +29,25 @@ def _foreach_norm(tensors: Sequence[torch.Tensor], order: float) -> List[torch.T
         return list(torch._foreach_norm(list(tensors), order, dtype=torch.float32))
     except (RuntimeError, TypeError, AttributeError):  # an old torch, or an order its foreach path lacks
         return [torch.linalg.vector_norm(t, order, dtype=torch.float32) for t in tensors]
+
+
+def _foreach_sign(tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    try:
+        return list(torch._foreach_sign(list(tensors)))
+    except (RuntimeError, TypeError, AttributeError):
+        return [torch.sign(t) for t in tensors]
+
+
+def gradient_stats(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``out[:, j]`` = (sum |x|, number of entries != 0, max |x|) of ``tensors[j]``, float32, in 4 fused launches and a stack.
+
+    >>> import torch
+    >>> gradient_stats([torch.tensor([[0.0, -2.0], [1.0, 0.0]]), torch.tensor([0.5])]).tolist()
+    [[3.0, 0.5], [2.0, 1.0], [2.0, 0.5]]
+    """
+    tensors = list(tensors)
+    parts = _foreach_norm(tensors, 1) + _foreach_norm(_foreach_sign(tensors), 1) + _foreach_norm(tensors, INF)
+    return torch.stack(parts).view(3, len(tensors))
 
 
 def norms(tensors: Sequence[torch.Tensor], orders: Sequence[float]) -> torch.Tensor:

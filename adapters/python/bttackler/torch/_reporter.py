@@ -9,12 +9,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 import torch
 
-from ._fused import INF, norms
+from ._fused import gradient_stats, norms
 
 logger = logging.getLogger("bttackler.torch")
 
-#: Rows of the gradient accumulator, one column per tracked layer.
-_SUM_MEAN, _SUM_NONZERO, _N_FINITE, _N_NON_FINITE = range(4)
+#: Rows of the gradient accumulator, one column per tracked layer: sums over the sampled steps of mean |g| and
+#: of the share of entries != 0, the largest |g|, and the number of samples whose gradient was finite.
+_SUM_MEAN, _SUM_NONZERO, _MAX, _N_FINITE = range(4)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -123,8 +124,8 @@ class TorchReporter:
         self._batch = 0
         self._device: Optional[torch.device] = None
         self._acc: Optional[torch.Tensor] = None
-        self._max: Optional[torch.Tensor] = None
         self._start: Optional[List[torch.Tensor]] = None
+        self._samples = [0] * len(self._params)  # sampled steps at which each layer had a gradient (host-side)
         self._observed = 0
 
     def begin_epoch(self) -> None:
@@ -141,9 +142,8 @@ class TorchReporter:
         n = len(self._params)
         self._device = device
         self._acc = torch.zeros(4, n, device=device)
-        self._max = torch.zeros(n, device=device)
         with torch.no_grad():
-            self._start = [p.detach().clone() for p in self._params]
+            self._start = _copies([p.detach() for p in self._params])
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.observe()
@@ -182,50 +182,53 @@ class TorchReporter:
         parts: List[torch.Tensor] = []
         order: List[int] = []
         for device, ks in groups.items():
-            stats = norms([grads[k] for k in ks], (1, 0, INF))
-            parts.append(stats.to(self._device, non_blocking=True))
+            parts.append(gradient_stats([grads[k] for k in ks]).to(self._device, non_blocking=True))
             order.extend(present[k] for k in ks)
         stats = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        numel = self._numels(tuple(order))
+        key = tuple(order)
         finite = torch.isfinite(stats[0])
-        means = torch.where(finite, stats[:2] / numel, 0.0)
-        update = torch.cat([means, finite[None].float(), (~finite)[None].float()])
-        largest = torch.where(finite, stats[2], 0.0)
-        assert self._acc is not None and self._max is not None
-        if len(order) == len(self._params) and order == list(range(len(order))):
-            self._acc.add_(update)
-            torch.maximum(self._max, largest, out=self._max)
+        values = torch.where(finite, stats / self._divisor(key), 0.0)  # mean |g|, share != 0, max |g|
+        acc = self._acc
+        assert acc is not None
+        if len(order) == len(self._params) and key == tuple(range(len(order))):
+            acc[:2].add_(values[:2])
+            acc[_N_FINITE].add_(finite)
+            torch.maximum(acc[_MAX], values[2], out=acc[_MAX])
         else:
-            index = self._index(tuple(order))
-            self._acc.index_add_(1, index, update)
-            self._max.scatter_reduce_(0, index, largest, "amax")
+            index = self._index(key)
+            acc[:2].index_add_(1, index, values[:2])
+            acc[_N_FINITE].index_add_(0, index, finite.to(acc.dtype))
+            acc[_MAX].scatter_reduce_(0, index, values[2], "amax")
+        for i in order:
+            self._samples[i] += 1
         self._observed += 1
 
-    def _numels(self, order: Tuple[int, ...]) -> torch.Tensor:
+    def _divisor(self, order: Tuple[int, ...]) -> torch.Tensor:
+        """(3, k) on the accumulators' device: rows numel, numel, 1 for the layers in ``order`` (made once per order)."""
         key = (order, self._device)
         cached = self._numel_cache.get(key)
         if cached is None:
-            cached = torch.tensor([max(self._params[i].numel(), 1) for i in order], dtype=torch.float32).to(self._device)
+            numels = [float(max(self._params[i].numel(), 1)) for i in order]
+            cached = _on_device(numels + numels + [1.0] * len(order), torch.float32, self._device).view(3, len(order))
             self._numel_cache[key] = cached
         return cached
 
     def _index(self, order: Tuple[int, ...]) -> torch.Tensor:
         cached = self._index_cache.get(order)
         if cached is None or cached.device != self._device:
-            cached = torch.tensor(order, dtype=torch.long).to(self._device)
+            cached = _on_device(list(order), torch.long, self._device)
             self._index_cache[order] = cached
         return cached
 
     def _move_to(self, device: torch.device) -> None:
         self._warn(f"moved:{device}", f"bttackler.torch: the model moved from {self._device} to {device}; the epoch's statistics move with it")
-        assert self._acc is not None and self._max is not None
+        assert self._acc is not None
         try:
             self._acc = self._acc.to(device)
-            self._max = self._max.to(device)
         except Exception as exc:  # noqa: BLE001 - the old device is gone: start the epoch's gradient statistics afresh
             self._warn(f"lost:{device}", f"bttackler.torch: the statistics gathered before the move are lost ({type(exc).__name__}: {exc})")
             self._acc = torch.zeros(self._acc.shape, device=device)
-            self._max = torch.zeros(self._max.shape, device=device)
+            self._samples = [0] * len(self._params)
         self._device = device
 
     # -- the payload ----------------------------------------------------------------------------
@@ -270,7 +273,7 @@ class TorchReporter:
     def _collect(self, metrics: Mapping[str, Any]) -> Dict[str, Any]:
         if self._acc is None:
             self._begin()
-        assert self._acc is not None and self._max is not None and self._start is not None
+        assert self._acc is not None and self._start is not None
         device = self._device
         n = len(self._params)
         with torch.no_grad():
@@ -293,18 +296,17 @@ class TorchReporter:
                 if len(groups) == 1:
                     weight_rows = block
                 else:
-                    weight_rows[:, torch.tensor(idx).to(device)] = block
+                    weight_rows[:, _on_device(idx, torch.long, device)] = block
             tensor_metrics = [(k, v) for k, v in metrics.items() if isinstance(v, torch.Tensor)]
             extra = [v.detach().reshape(1).to(device=device, dtype=torch.float32) for _, v in tensor_metrics]
             scale = self._scale_tensor()
             if scale is not None:
                 extra.append(scale.detach().reshape(1).to(device=device, dtype=torch.float32))
-            flat = torch.cat([self._acc.reshape(-1), self._max, weight_rows.reshape(-1)] + extra)
+            flat = torch.cat([self._acc.reshape(-1), weight_rows.reshape(-1)] + extra)
         values = flat.tolist()  # the epoch's one device-to-host transfer
         acc = [values[r * n:(r + 1) * n] for r in range(4)]
-        largest = values[4 * n:5 * n]
-        w_l1, diff_norm, start_norm = (values[(5 + r) * n:(6 + r) * n] for r in range(3))
-        rest = values[8 * n:]
+        w_l1, diff_norm, start_norm = (values[(4 + r) * n:(5 + r) * n] for r in range(3))
+        rest = values[7 * n:]
         out_metrics: Dict[str, Any] = {}
         tensor_values = dict(zip((k for k, _ in tensor_metrics), rest))
         for name, value in metrics.items():
@@ -315,7 +317,8 @@ class TorchReporter:
         skipped: List[str] = []
         for i, name in enumerate(self.names):
             layer: Dict[str, Any] = {"name": name[:256]}
-            n_finite, n_bad = acc[_N_FINITE][i], acc[_N_NON_FINITE][i]
+            n_finite = acc[_N_FINITE][i]
+            n_bad = self._samples[i] - n_finite
             if n_bad > 0:
                 if self.scaler is None:
                     non_finite = True
@@ -324,7 +327,7 @@ class TorchReporter:
             if n_finite > 0:
                 layer["grad_abs_mean"] = _finite_or_none(acc[_SUM_MEAN][i] / n_finite)
                 layer["grad_zero_frac"] = _clip01(1.0 - acc[_SUM_NONZERO][i] / n_finite)
-                layer["grad_abs_max"] = _finite_or_none(largest[i])
+                layer["grad_abs_max"] = _finite_or_none(acc[_MAX][i])
             elif n_bad > 0 and self.scaler is None:
                 layer.update(grad_abs_mean=None, grad_zero_frac=None, grad_abs_max=None)
             elif self._observed > 0:
@@ -377,6 +380,19 @@ class TorchReporter:
 
     def __repr__(self) -> str:
         return f"TorchReporter({len(self.names)} layers, sample_every={self.sample_every}, step={self.step})"
+
+
+def _copies(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Copies of ``tensors`` (one fused launch where the device has it)."""
+    try:
+        return list(torch._foreach_mul(tensors, 1.0))
+    except (RuntimeError, TypeError, AttributeError):
+        return [t.clone() for t in tensors]
+
+
+def _on_device(values: List[float], dtype: torch.dtype, device: Optional[torch.device]) -> torch.Tensor:
+    """A small constant vector made by fill kernels on ``device``: no host-to-device copy, so no synchronisation."""
+    return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values])
 
 
 def _finite_or_none(value: float) -> Optional[float]:

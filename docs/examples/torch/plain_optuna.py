@@ -1,0 +1,62 @@
+"""A plain PyTorch loop in an Optuna study pruned by bttackler (docs/torch.md).
+
+    .venv/bin/python docs/examples/torch/plain_optuna.py [--trials 6] [--epochs 10]
+
+The first trial (lr 50, MSE) diverges and is pruned after its first epochs (NF or EG); the
+others run as the search draws them.
+"""
+import argparse
+
+import optuna
+import torch
+
+from bttackler.optuna import STOP_ATTR, BTTacklerPruner
+from bttackler.torch import TorchReporter, to_optuna
+from data import digits, loss_fn, mlp
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--trials", type=int, default=6)
+parser.add_argument("--epochs", type=int, default=10)
+args = parser.parse_args()
+x, y, vx, vy = digits()
+
+
+def objective(trial: optuna.Trial) -> float:
+    lr = trial.suggest_float("lr", 1e-3, 100.0, log=True)
+    loss_name = trial.suggest_categorical("loss", ["cross_entropy", "mse"])
+    torch.manual_seed(trial.number)
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    reporter = TorchReporter(model, optimizer, max_steps=args.epochs)  # observes every 10th optimizer.step()
+    send = to_optuna(trial)
+    val_acc = 0.0
+    for epoch in range(args.epochs):
+        total = torch.zeros(())
+        for i in range(0, len(y), 50):
+            optimizer.zero_grad()
+            loss = loss_fn(loss_name, model(x[i:i + 50]), y[i:i + 50])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()  # stays a tensor: no host read per batch
+        with torch.no_grad():
+            logits = model(vx)
+        payload = reporter.end_epoch({  # the tensors travel in the epoch's one host read
+            "train_loss": total / (len(y) // 50),
+            "val_loss": loss_fn(loss_name, logits, vy),
+            "val_acc": (logits.argmax(1) == vy).float().mean(),
+        })
+        val_acc = payload["metrics"]["val_acc"] or 0.0
+        if send(payload):  # bttackler.optuna.report, then trial.should_prune()
+            raise optuna.TrialPruned()
+    return val_acc
+
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+study = optuna.create_study(direction="maximize", pruner=BTTacklerPruner())
+study.enqueue_trial({"lr": 50.0, "loss": "mse"})
+study.enqueue_trial({"lr": 0.3, "loss": "cross_entropy"})
+study.optimize(objective, n_trials=args.trials)
+for t in study.trials:
+    stop = t.user_attrs.get(STOP_ATTR)
+    print(f"trial {t.number}: {t.state.name:8} lr={t.params['lr']:.3g} {t.params['loss']:13} "
+          + (f"stopped at epoch {stop['step']}: {stop['reason'][:90]}" if stop else f"val_acc={t.value}"))
