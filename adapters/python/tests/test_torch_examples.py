@@ -13,7 +13,7 @@ EXAMPLES = REPO_ROOT / "docs" / "examples" / "torch"
 
 @pytest.mark.parametrize("script", ["plain_optuna.py", "lightning_digits.py", "hf_digits.py"])
 def test_example_prunes_the_diverging_trial_and_completes_the_sane_one(script: str) -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--trials", "2", "--epochs", "3"],
+    done = subprocess.run([sys.executable, str(EXAMPLES / script), "--trials", "2", "--epochs", "2"],
                           capture_output=True, text=True, timeout=240, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("trial ")]

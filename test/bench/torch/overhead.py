@@ -150,8 +150,31 @@ def run(kind: str, device: torch.device, rounds: int, batches: int, batch: int, 
     result["batch_ms_off"] = base / batches * 1000
     result["overhead"] = {arm: result["median_seconds"][arm] / base - 1 for arm in arms if arm != "off"}
     result["overhead_paired"] = {arm: statistics.median(a / b - 1 for a, b in zip(times[arm], times["off"])) for arm in arms if arm != "off"}
+    if device.type == "cpu":  # the CPU computes synchronously: the reporter's own work can be timed directly too
+        result["direct"] = direct_cost(setup, batches, base)
     result["epoch_seconds"] = times
     return result
+
+
+def direct_cost(setup: Dict[str, Any], batches: int, epoch_seconds: float, repeats: int = 21) -> Dict[str, float]:
+    """Median time of one sampled observation (the last batch's gradients) and of one begin + end of an epoch;
+    overhead = (sampled batches x observation + begin/end) / epoch time without the reporter."""
+    reporter = TorchReporter(setup["model"], None, sample_every=1)
+    reporter.begin_epoch()
+    observe, ends = [], []
+    for _ in range(repeats):
+        start = clock()
+        reporter.observe()
+        observe.append(clock() - start)
+    for _ in range(max(repeats // 4, 3)):
+        start = clock()
+        reporter.end_epoch()
+        reporter.begin_epoch()
+        ends.append(clock() - start)
+    sample, end = statistics.median(observe), statistics.median(ends)
+    sampled = -(-batches // 10)
+    return {"observe_ms": sample * 1000, "epoch_end_ms": end * 1000, "sampled_batches": sampled,
+            "overhead": (sampled * sample + end) / epoch_seconds, "overhead_every_batch": (batches * sample + end) / epoch_seconds}
 
 
 def epoch_with(setup: Dict[str, Any], reporter: Optional[TorchReporter], sync: Callable[[], None], hooks: Dict[int, Any]) -> float:

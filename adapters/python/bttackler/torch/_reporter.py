@@ -328,8 +328,10 @@ class TorchReporter:
                 layer["grad_abs_mean"] = _finite_or_none(acc[_SUM_MEAN][i] / n_finite)
                 layer["grad_zero_frac"] = _clip01(1.0 - acc[_SUM_NONZERO][i] / n_finite)
                 layer["grad_abs_max"] = _finite_or_none(acc[_MAX][i])
-            elif n_bad > 0 and self.scaler is None:
-                layer.update(grad_abs_mean=None, grad_zero_frac=None, grad_abs_max=None)
+            elif n_bad > 0:
+                if self.scaler is None:  # measured, and non-finite
+                    layer.update(grad_abs_mean=None, grad_zero_frac=None, grad_abs_max=None)
+                # with a scaler: every sampled step of the layer overflowed and was skipped; nothing finite to report
             elif self._observed > 0:
                 skipped.append(name)
             numel = max(self._params[i].numel(), 1)
