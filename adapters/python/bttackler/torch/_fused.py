@@ -17,7 +17,7 @@ non-finite test at no extra cost.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -38,6 +38,28 @@ def _foreach_sign(tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         return [torch.sign(t) for t in tensors]
 
 
+def gradient_norms(tensors: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+    """Per tensor: sum |x|, the number of entries != 0, max |x| (0-dim float32 tensors), in 4 fused launches."""
+    tensors = list(tensors)
+    return _foreach_norm(tensors, 1), _foreach_norm(_foreach_sign(tensors), 1), _foreach_norm(tensors, INF)
+
+
+def _foreach_add_(targets: List[torch.Tensor], values: List[torch.Tensor]) -> None:
+    try:
+        torch._foreach_add_(targets, values)
+    except (RuntimeError, TypeError, AttributeError):
+        for t, v in zip(targets, values):
+            t.add_(v)
+
+
+def _foreach_maximum_(targets: List[torch.Tensor], values: List[torch.Tensor]) -> None:
+    try:
+        torch._foreach_maximum_(targets, values)
+    except (RuntimeError, TypeError, AttributeError):
+        for t, v in zip(targets, values):
+            torch.maximum(t, v, out=t)
+
+
 def gradient_stats(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """``out[:, j]`` = (sum |x|, number of entries != 0, max |x|) of ``tensors[j]``, float32, in 4 fused launches and a stack.
 
@@ -45,9 +67,8 @@ def gradient_stats(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     >>> gradient_stats([torch.tensor([[0.0, -2.0], [1.0, 0.0]]), torch.tensor([0.5])]).tolist()
     [[3.0, 0.5], [2.0, 1.0], [2.0, 0.5]]
     """
-    tensors = list(tensors)
-    parts = _foreach_norm(tensors, 1) + _foreach_norm(_foreach_sign(tensors), 1) + _foreach_norm(tensors, INF)
-    return torch.stack(parts).view(3, len(tensors))
+    l1, nonzero, largest = gradient_norms(tensors)
+    return torch.stack(l1 + nonzero + largest).view(3, len(l1))
 
 
 def norms(tensors: Sequence[torch.Tensor], orders: Sequence[float]) -> torch.Tensor:

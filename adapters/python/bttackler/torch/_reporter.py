@@ -9,13 +9,13 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 import torch
 
-from ._fused import gradient_stats, norms
+from ._fused import _foreach_add_, _foreach_maximum_, gradient_norms, gradient_stats, norms
 
 logger = logging.getLogger("bttackler.torch")
 
-#: Rows of the gradient accumulator, one column per tracked layer: sums over the sampled steps of mean |g| and
-#: of the share of entries != 0, the largest |g|, and the number of samples whose gradient was finite.
-_SUM_MEAN, _SUM_NONZERO, _MAX, _N_FINITE = range(4)
+#: Rows of the gradient accumulator, one column per tracked layer: sums over the sampled steps of sum |g| and of
+#: the number of entries != 0, the largest |g|, and (with a scaler) the number of samples whose gradient was finite.
+_SUM_ABS, _SUM_NONZERO, _MAX, _N_FINITE = range(4)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -114,8 +114,9 @@ class TorchReporter:
             self._hook = optimizer.register_step_pre_hook(self._on_step)
         self._warned: Set[str] = set()
         self._index_cache: Dict[Tuple[int, ...], torch.Tensor] = {}
-        self._numel_cache: Dict[Tuple[Tuple[int, ...], torch.device], torch.Tensor] = {}
         self._started_at = time.perf_counter()
+        self._buffer: Optional[torch.Tensor] = None
+        self._cells: Dict[Tuple[int, ...], Tuple[List[torch.Tensor], List[torch.Tensor]]] = {}
         self._reset()
 
     # -- the epoch ------------------------------------------------------------------------------
@@ -124,6 +125,7 @@ class TorchReporter:
         self._batch = 0
         self._device: Optional[torch.device] = None
         self._acc: Optional[torch.Tensor] = None
+        self._views: Dict[Tuple[int, ...], Tuple[List[torch.Tensor], List[torch.Tensor]]] = {}
         self._start: Optional[List[torch.Tensor]] = None
         self._samples = [0] * len(self._params)  # sampled steps at which each layer had a gradient (host-side)
         self._observed = 0
@@ -141,7 +143,13 @@ class TorchReporter:
         device = self._params[0].device
         n = len(self._params)
         self._device = device
-        self._acc = torch.zeros(4, n, device=device)
+        if self._buffer is None or self._buffer.device != device:
+            self._buffer = torch.zeros(4, n, device=device)  # kept across epochs, so the cached cell views stay valid
+            self._cells.clear()
+        else:
+            self._buffer.zero_()
+        self._acc = self._buffer
+        self._views = self._cells
         with torch.no_grad():
             self._start = _copies([p.detach() for p in self._params])
 
@@ -176,21 +184,47 @@ class TorchReporter:
         devices = {g.device for g in grads}
         if len(devices) == 1 and self._device not in devices:
             self._move_to(next(iter(devices)))
+        if self.scaler is None and len(devices) == 1:
+            self._accumulate(tuple(present), grads)
+            order = present
+        else:
+            order = self._accumulate_masked(present, grads)
+        for i in order:
+            self._samples[i] += 1
+        self._observed += 1
+
+    def _accumulate(self, present: Tuple[int, ...], grads: List[torch.Tensor]) -> None:
+        """The common case (no scaler, one device): six fused launches, straight into the accumulator's cells.
+
+        A NaN or infinity poisons the layer's sums for the epoch, which then read as null (measured, non-finite)."""
+        views = self._views.get(present)
+        if views is None:
+            acc = self._acc
+            assert acc is not None
+            views = ([acc[_SUM_ABS, i] for i in present] + [acc[_SUM_NONZERO, i] for i in present], [acc[_MAX, i] for i in present])
+            self._views[present] = views
+        sums, maxima = views
+        l1, nonzero, largest = gradient_norms(grads)
+        _foreach_add_(sums, l1 + nonzero)
+        _foreach_maximum_(maxima, largest)
+
+    def _accumulate_masked(self, present: List[int], grads: List[torch.Tensor]) -> List[int]:
+        """With a scaler (a sample whose gradients overflowed is left out) or parameters on several devices."""
         groups: Dict[torch.device, List[int]] = {}
         for k, g in enumerate(grads):
             groups.setdefault(g.device, []).append(k)
         parts: List[torch.Tensor] = []
         order: List[int] = []
-        for device, ks in groups.items():
+        for ks in groups.values():
             parts.append(gradient_stats([grads[k] for k in ks]).to(self._device, non_blocking=True))
             order.extend(present[k] for k in ks)
         stats = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         key = tuple(order)
         finite = torch.isfinite(stats[0])
-        values = torch.where(finite, stats / self._divisor(key), 0.0)  # mean |g|, share != 0, max |g|
+        values = torch.where(finite, stats, 0.0)  # sum |g|, entries != 0, max |g|
         acc = self._acc
         assert acc is not None
-        if len(order) == len(self._params) and key == tuple(range(len(order))):
+        if key == tuple(range(len(self._params))):
             acc[:2].add_(values[:2])
             acc[_N_FINITE].add_(finite)
             torch.maximum(acc[_MAX], values[2], out=acc[_MAX])
@@ -199,19 +233,7 @@ class TorchReporter:
             acc[:2].index_add_(1, index, values[:2])
             acc[_N_FINITE].index_add_(0, index, finite.to(acc.dtype))
             acc[_MAX].scatter_reduce_(0, index, values[2], "amax")
-        for i in order:
-            self._samples[i] += 1
-        self._observed += 1
-
-    def _divisor(self, order: Tuple[int, ...]) -> torch.Tensor:
-        """(3, k) on the accumulators' device: rows numel, numel, 1 for the layers in ``order`` (made once per order)."""
-        key = (order, self._device)
-        cached = self._numel_cache.get(key)
-        if cached is None:
-            numels = [float(max(self._params[i].numel(), 1)) for i in order]
-            cached = _on_device(numels + numels + [1.0] * len(order), torch.float32, self._device).view(3, len(order))
-            self._numel_cache[key] = cached
-        return cached
+        return order
 
     def _index(self, order: Tuple[int, ...]) -> torch.Tensor:
         cached = self._index_cache.get(order)
@@ -229,6 +251,8 @@ class TorchReporter:
             self._warn(f"lost:{device}", f"bttackler.torch: the statistics gathered before the move are lost ({type(exc).__name__}: {exc})")
             self._acc = torch.zeros(self._acc.shape, device=device)
             self._samples = [0] * len(self._params)
+        self._buffer, self._views = self._acc, {}
+        self._cells = self._views
         self._device = device
 
     # -- the payload ----------------------------------------------------------------------------
@@ -317,16 +341,20 @@ class TorchReporter:
         skipped: List[str] = []
         for i, name in enumerate(self.names):
             layer: Dict[str, Any] = {"name": name[:256]}
-            n_finite = acc[_N_FINITE][i]
-            n_bad = self._samples[i] - n_finite
+            numel = max(self._params[i].numel(), 1)
+            samples = self._samples[i]
+            n_finite = acc[_N_FINITE][i] if self.scaler is not None else samples
+            n_bad = samples - n_finite
+            if self.scaler is None and samples and not math.isfinite(acc[_SUM_ABS][i]):
+                n_finite, n_bad = 0, samples  # a non-finite sample poisoned the sums
             if n_bad > 0:
                 if self.scaler is None:
                     non_finite = True
                 else:
                     amp_skipped = max(amp_skipped, n_bad)
             if n_finite > 0:
-                layer["grad_abs_mean"] = _finite_or_none(acc[_SUM_MEAN][i] / n_finite)
-                layer["grad_zero_frac"] = _clip01(1.0 - acc[_SUM_NONZERO][i] / n_finite)
+                layer["grad_abs_mean"] = _finite_or_none(acc[_SUM_ABS][i] / (n_finite * numel))
+                layer["grad_zero_frac"] = _clip01(1.0 - acc[_SUM_NONZERO][i] / (n_finite * numel))
                 layer["grad_abs_max"] = _finite_or_none(acc[_MAX][i])
             elif n_bad > 0:
                 if self.scaler is None:  # measured, and non-finite
@@ -334,7 +362,6 @@ class TorchReporter:
                 # with a scaler: every sampled step of the layer overflowed and was skipped; nothing finite to report
             elif self._observed > 0:
                 skipped.append(name)
-            numel = max(self._params[i].numel(), 1)
             layer["weight_abs_mean"] = _finite_or_none(w_l1[i] / numel)
             if layer["weight_abs_mean"] is None:
                 non_finite = True
