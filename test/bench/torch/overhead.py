@@ -123,6 +123,32 @@ def sync_check(setup: Dict[str, Any], epochs: int = 2) -> List[Dict[str, int]]:
     return counts
 
 
+def agreement(kind: str, device: torch.device) -> Dict[str, float]:
+    """The largest relative difference between the payload's layer fields on ``device`` and on the CPU, for the same
+    model (dropout off), data and 3 sampled SGD steps: the device path computes what the CPU path computes."""
+    import copy
+
+    base = make(kind, torch.device("cpu"), 16, 3)
+    payloads = []
+    for where in (device, torch.device("cpu")):
+        model = copy.deepcopy(base["model"]).to(where).eval()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        xs, ys = base["xs"].to(where), base["ys"].to(where)
+        reporter = TorchReporter(model, optimizer, sample_every=1)
+        for i in range(xs.shape[0]):
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(xs[i]), ys[i]).backward()
+            optimizer.step()
+        payloads.append(reporter.end_epoch())
+        reporter.close()
+    worst: Dict[str, float] = {}
+    for a, b in zip(payloads[0]["layers"], payloads[1]["layers"]):
+        for field, value in a.items():
+            if field != "name":
+                worst[field] = max(worst.get(field, 0.0), abs(value - b[field]) / max(abs(b[field]), 1e-12))
+    return worst
+
+
 def run(kind: str, device: torch.device, rounds: int, batches: int, batch: int, arms: List[str], check: bool) -> Dict[str, Any]:
     setup = make(kind, device, batch, batches)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -130,6 +156,7 @@ def run(kind: str, device: torch.device, rounds: int, batches: int, batch: int, 
                               "parameters": sum(p.numel() for p in setup["model"].parameters())}
     if check and device.type == "cuda":
         result["sync_check"] = sync_check(setup)
+        result["agreement_with_cpu"] = agreement(kind, device)
     reporters = {
         "off": None,
         "on": TorchReporter(setup["model"], None),
