@@ -177,13 +177,16 @@ def test_amp_scaler_skipped_steps_are_caught() -> None:
     scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
     reporter = TorchReporter(model, scaler=scaler, sample_every=1)
     hooked = TorchReporter(model, optimizer, sample_every=1)  # the plain hook, for comparison
-    for x in ([[1.0, 0.0]], [[math.nan, 0.0]], [[1.0, 0.0]]):
+    def amp_step(x: List[List[float]]) -> None:
         optimizer.zero_grad()
         scaler.scale(model(torch.tensor(x)).sum()).backward()
         scaler.unscale_(optimizer)
         reporter.observe()
         scaler.step(optimizer)
         scaler.update()
+
+    for x in ([[1.0, 0.0]], [[math.nan, 0.0]], [[1.0, 0.0]]):
+        amp_step(x)
     payload = reporter.end_epoch()
     # the NaN step was skipped by the scaler: left out of the statistics, scale 4 -> 2 (>= 1): not a symptom yet
     assert payload["non_finite"] is False
@@ -191,12 +194,7 @@ def test_amp_scaler_skipped_steps_are_caught() -> None:
     assert hooked.end_epoch()["layers"][0]["grad_abs_mean"] == pytest.approx(0.5)  # the hook saw only the 2 steps taken
     # a run whose every step overflows drives the scale below 1: the gradients overflow even unscaled
     for _ in range(4):
-        optimizer.zero_grad()
-        scaler.scale(model(torch.tensor([[math.inf, 0.0]])).sum()).backward()
-        scaler.unscale_(optimizer)
-        reporter.observe()
-        scaler.step(optimizer)
-        scaler.update()
+        amp_step([[math.inf, 0.0]])
     payload = reporter.end_epoch()
     assert payload["non_finite"] is True
     assert "grad_abs_mean" not in payload["layers"][0]  # no finite sampled step: not measured

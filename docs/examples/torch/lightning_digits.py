@@ -10,10 +10,9 @@ import optuna
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from bttackler.optuna import STOP_ATTR, BTTacklerPruner
 from bttackler.torch import to_optuna
 from bttackler.torch.lightning import BTTacklerCallback
-from data import digits, loss_fn, mlp
+from common import digits, loss_fn, mlp, run_study
 
 warnings.filterwarnings("ignore", module="lightning")
 parser = argparse.ArgumentParser()
@@ -55,12 +54,4 @@ def objective(trial: optuna.Trial) -> float:
     return float(trainer.callback_metrics["val_acc"])
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-study = optuna.create_study(direction="maximize", pruner=BTTacklerPruner())
-study.enqueue_trial({"lr": 50.0, "loss": "mse"})
-study.enqueue_trial({"lr": 0.3, "loss": "cross_entropy"})
-study.optimize(objective, n_trials=args.trials)
-for t in study.trials:
-    stop = t.user_attrs.get(STOP_ATTR)
-    print(f"trial {t.number}: {t.state.name:8} lr={t.params['lr']:.3g} {t.params['loss']:13} "
-          + (f"stopped at epoch {stop['step']}: {stop['reason'][:90]}" if stop else f"val_acc={t.value}"))
+run_study(objective, args.trials)

@@ -10,9 +10,8 @@ import argparse
 import optuna
 import torch
 
-from bttackler.optuna import STOP_ATTR, BTTacklerPruner
 from bttackler.torch import TorchReporter, to_optuna
-from data import digits, loss_fn, mlp
+from common import digits, loss_fn, mlp, run_study
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--trials", type=int, default=6)
@@ -51,12 +50,4 @@ def objective(trial: optuna.Trial) -> float:
     return val_acc
 
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-study = optuna.create_study(direction="maximize", pruner=BTTacklerPruner())
-study.enqueue_trial({"lr": 50.0, "loss": "mse"})
-study.enqueue_trial({"lr": 0.3, "loss": "cross_entropy"})
-study.optimize(objective, n_trials=args.trials)
-for t in study.trials:
-    stop = t.user_attrs.get(STOP_ATTR)
-    print(f"trial {t.number}: {t.state.name:8} lr={t.params['lr']:.3g} {t.params['loss']:13} "
-          + (f"stopped at epoch {stop['step']}: {stop['reason'][:90]}" if stop else f"val_acc={t.value}"))
+run_study(objective, args.trials)

@@ -75,10 +75,9 @@ CLOCK: Dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.
 clock = time.perf_counter
 
 
-def epoch(setup: Dict[str, Any], reporter: Optional[TorchReporter], sync: Callable[[], None]) -> float:
+def train_batches(setup: Dict[str, Any]) -> torch.Tensor:
+    """One pass over the setup's batches; the summed loss stays on the device."""
     model, optimizer, xs, ys = setup["model"], setup["optimizer"], setup["xs"], setup["ys"]
-    sync()
-    start = clock()
     total = torch.zeros((), device=xs.device)
     for i in range(xs.shape[0]):
         optimizer.zero_grad(set_to_none=True)
@@ -86,6 +85,14 @@ def epoch(setup: Dict[str, Any], reporter: Optional[TorchReporter], sync: Callab
         loss.backward()
         optimizer.step()
         total += loss.detach()
+    return total
+
+
+def epoch(setup: Dict[str, Any], reporter: Optional[TorchReporter], sync: Callable[[], None]) -> float:
+    xs = setup["xs"]
+    sync()
+    start = clock()
+    total = train_batches(setup)
     if reporter is not None:
         reporter.end_epoch({"train_loss": total / xs.shape[0]})
     sync()
@@ -95,7 +102,7 @@ def epoch(setup: Dict[str, Any], reporter: Optional[TorchReporter], sync: Callab
 def sync_check(setup: Dict[str, Any], epochs: int = 2) -> List[Dict[str, int]]:
     """Per epoch: synchronising CUDA operations during the batches (reporter observing every batch) and at end_epoch."""
     reporter = TorchReporter(setup["model"], setup["optimizer"], sample_every=1)
-    model, optimizer, xs, ys = setup["model"], setup["optimizer"], setup["xs"], setup["ys"]
+    xs = setup["xs"]
     torch.cuda.synchronize()
     counts: List[Dict[str, int]] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -104,13 +111,7 @@ def sync_check(setup: Dict[str, Any], epochs: int = 2) -> List[Dict[str, int]]:
         try:
             for _ in range(epochs):
                 start = len(caught)
-                total = torch.zeros((), device=xs.device)
-                for i in range(xs.shape[0]):
-                    optimizer.zero_grad(set_to_none=True)
-                    loss = torch.nn.functional.cross_entropy(model(xs[i]), ys[i])
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.detach()
+                total = train_batches(setup)
                 middle = len(caught)
                 reporter.end_epoch({"train_loss": total / xs.shape[0]})
                 syncs = [str(w.message) for w in caught]
