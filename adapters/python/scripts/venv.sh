@@ -1,6 +1,7 @@
 #!/bin/sh
 # Makes sure .venv (at the repository root) holds this package, editable, with every extra that the
-# tests, the end-to-end runs and the benchmarks use: [test,nni,optuna,ray,bench]. Creates .venv with
+# tests, the end-to-end runs and the benchmarks use: [test,nni,optuna,ray,bench,torch,lightning,hf]. torch==2.13.0
+# (the CPU build) goes in first, alone, so that nothing depending on torch makes pip choose another build. Creates .venv with
 # python3 -m venv when it is missing; (re)installs when the install is missing, points at another
 # checkout, or pyproject.toml changed. Quiet when nothing is to be done. Prints nothing else.
 set -eu
@@ -13,11 +14,12 @@ fi
 want="$("$PY" -c 'import hashlib, os, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest(), os.getcwd())' adapters/python/pyproject.toml)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 installed_here() {
-  "$PY" -c 'import os, sys, bttackler, websockets.sync.client, pytest, nni, optuna, ray.tune, matplotlib; sys.exit(os.path.dirname(os.path.realpath(bttackler.__file__)) != os.path.realpath("adapters/python/bttackler"))' 2>/dev/null
+  "$PY" -c 'import importlib.util, os, sys, bttackler, websockets.sync.client, pytest, nni, optuna, ray.tune, matplotlib; sys.exit(not all(importlib.util.find_spec(m) for m in ("torch", "sklearn", "lightning", "transformers", "accelerate")) or os.path.dirname(os.path.realpath(bttackler.__file__)) != os.path.realpath("adapters/python/bttackler"))' 2>/dev/null
 }
 if [ "$want" != "$have" ] || ! installed_here; then
   rm -f "$STAMP"
-  "$PY" -m pip install --quiet --disable-pip-version-check -e "adapters/python[test,nni,optuna,ray,bench]"
+  "$PY" -m pip install --quiet --disable-pip-version-check torch==2.13.0
+  "$PY" -m pip install --quiet --disable-pip-version-check -e "adapters/python[test,nni,optuna,ray,bench,torch,lightning,hf]"
   installed_here || { echo "venv: adapters/python is not importable from .venv after the install" >&2; exit 1; }
   printf '%s\n' "$want" > "$STAMP"
 fi
