@@ -35,7 +35,7 @@
  */
 import { describeObjective, type ObjectiveCandidate, objectiveValue, ruleCandidates } from "./objective.js";
 import type { Finding, RuleContext, Series, SymptomRule } from "./rule.js";
-import { fmt, percentileOfSorted, searchSorted } from "./stats.js";
+import { fmt, percentileOfSorted, searchSorted, slope } from "./stats.js";
 import type { ObjectiveConfig, PrognosisOptions } from "./types.js";
 
 /** The value of a series at a step, or undefined. */
@@ -100,7 +100,12 @@ export class PrognosisRule implements SymptomRule {
     const low = Math.min(...forecasts);
     const high = Math.max(...forecasts);
     const maximize = judged.direction === "maximize";
-    const optimistic = maximize ? high : low;
+    // the trial's own trend, carried on to its last planned step: a curve still climbing is not written off
+    const last = ctx.maxSteps === undefined ? undefined : ctx.maxSteps - 1;
+    const recent = own.values.slice(-o.window);
+    const trend = o.trend && last !== undefined && recent.length >= 2 ? vt + slope(recent) * (last - ctx.step) : undefined;
+    const neighbours = maximize ? high : low;
+    const optimistic = trend === undefined ? neighbours : maximize ? Math.max(neighbours, trend) : Math.min(neighbours, trend);
 
     const all = [...outcomes.finished.map((j) => j.values[j.values.length - 1] as number), ...outcomes.departed].sort((a, b) => a - b);
     const cut = percentileOfSorted(all, maximize ? 100 * (1 - o.top_share) : 100 * o.top_share);

@@ -254,6 +254,8 @@ export interface PrognosisOptions extends RuleOptions {
   min_outcomes: number;
   /** How far the optimistic forecast must miss the cut, in interquartile ranges of the outcomes. */
   margin: number;
+  /** Whether the trial's own trend, carried on to its last planned step, also bounds the optimistic forecast. */
+  trend: boolean;
 }
 
 export interface RulesConfig {

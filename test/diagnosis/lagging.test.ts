@@ -21,7 +21,7 @@ describe("LAG rule formula", () => {
   it("ships the documented defaults (resolveConfig({}))", () => {
     const o = resolveConfig({}).rules.LAG;
     expect([o.enabled, o.metric, o.direction, o.max_better_share, o.min_cohort, o.min_step, o.persistence, o.protectable]).toEqual([
-      true,
+      false,
       "objective",
       "auto",
       0.5,

@@ -10,7 +10,7 @@ const STEPS = 10;
 /** An engine with PROG alone, judging from step 2 once 4 trials finished and 6 left. */
 function progEngine(prog: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): DiagnosisEngine {
   return new DiagnosisEngine(
-    onlyRules(["PROG"], { max_steps: STEPS, protection: { enabled: false }, rules: { PROG: { min_step: 2, min_finished: 4, min_outcomes: 6, neighbors: 2, persistence: 1, margin: 0, ...prog } }, ...extra }),
+    onlyRules(["PROG"], { max_steps: STEPS, protection: { enabled: false }, rules: { PROG: { min_step: 2, min_finished: 4, min_outcomes: 6, neighbors: 2, persistence: 1, margin: 0, trend: false, ...prog } }, ...extra }),
   );
 }
 
@@ -30,9 +30,11 @@ function finish(engine: DiagnosisEngine, trial: string, values: number[], metric
 const at = (step: number, v: number, metric: Metric = "val_acc"): PayloadV1 => ({ step, metrics: { [metric]: v } });
 
 describe("PROG rule formula", () => {
-  it("has the documented defaults", () => {
+  it("ships the documented defaults (resolveConfig({}))", () => {
     const o = resolveConfig({}).rules.PROG;
-    expect([o.metric, o.direction, o.neighbors, o.window, o.top_share, o.min_finished, o.min_outcomes, o.margin, o.min_step, o.persistence, o.protectable]).toEqual([
+    expect([o.enabled, o.trend, o.metric, o.direction, o.neighbors, o.window, o.top_share, o.min_finished, o.min_outcomes, o.margin, o.min_step, o.persistence, o.protectable]).toEqual([
+      true,
+      true,
       "objective",
       "auto",
       5,
@@ -41,7 +43,7 @@ describe("PROG rule formula", () => {
       10,
       20,
       0.1,
-      3,
+      5,
       2,
       true,
     ]);
@@ -82,6 +84,20 @@ describe("PROG rule formula", () => {
     };
     expect(run(0.9)).toEqual(["PROG:cannot_reach_top:stop"]); // 0.5 < 0.8 - 0.27
     expect(run(1.1)).toEqual([]); // 0.5 > 0.8 - 0.33
+  });
+
+  it("with trend, spares a trial whose own curve, carried on to its last step, would reach the cut", () => {
+    const run = (trend: boolean): string[] => {
+      const engine = progEngine({ trend });
+      finish(engine, "w1", rising(0.3, 0.9));
+      finish(engine, "w2", rising(0.35, 0.95));
+      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+      // like the mediocre ones for 3 steps, but climbing 0.1 a step: 0.3 + 0.1 x 7 = 1.0 by step 9
+      const bloomer = [0.1, 0.2, 0.3];
+      return bloomer.flatMap((v, s) => tags(engine.report("bloomer", at(s, v))));
+    };
+    expect(run(false)).toEqual(["PROG:cannot_reach_top:stop"]);
+    expect(run(true)).toEqual([]);
   });
 
   it("says nothing while fewer than min_finished trials have finished, or fewer than min_outcomes have left", () => {

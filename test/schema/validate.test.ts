@@ -127,13 +127,13 @@ describe("resolveConfig", () => {
     expect(config.rules.NF).toMatchObject({ persistence: 1, protectable: false });
     // the calibrated defaults (docs/benchmarks.md, "Defaults"); the formula tests pin the earlier values (test/helpers.ts)
     const enabled = Object.fromEntries(SYMPTOM_CODES.map((code) => [code, config.rules[code].enabled]));
-    expect(enabled).toEqual({ NF: true, EG: true, VG: true, DR: false, SC: true, HO: true, OF: false, NMG: false, DIV: true, UWR: true, SAT: false, DEAD: true, LAG: true, PROG: true });
+    expect(enabled).toEqual({ NF: true, EG: true, VG: true, DR: false, SC: true, HO: true, OF: false, NMG: false, DIV: true, UWR: true, SAT: false, DEAD: true, LAG: false, PROG: true });
     expect(config.rules.DIV.factor).toBe(3);
     expect(config.rules.VG).toMatchObject({ persistence: 1, protectable: false });
     expect(config.rules.UWR).toMatchObject({ persistence: 1, protectable: false });
     expect(config.rules.SC).toMatchObject({ persistence: 1, protectable: false, early_cv_min: 0.01, early_val_check: true });
     expect(config.rules.HO.cv_min).toBe(0.4);
-    expect(config.rules.LAG).toMatchObject({ metric: "objective", direction: "auto", max_better_share: 0.5, min_cohort: 20, min_step: 3, persistence: 2, protectable: true });
+    expect(config.rules.LAG).toMatchObject({ enabled: false, metric: "objective", direction: "auto", max_better_share: 0.5, min_cohort: 20, min_step: 3, persistence: 2, protectable: true });
     expect(config.rules.VG.stage).toEqual({ start: 0, end: 0.5 });
     expect(config.rules.HO.stage).toEqual({ start: 0.5, end: 1 });
   });
