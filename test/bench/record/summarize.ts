@@ -36,13 +36,38 @@ export function isHopeless(t: TraceTrial): boolean {
   return t.status === "non_finite" || finalValAcc(t) < CHANCE_CEILING;
 }
 
-function group(trials: TraceTrial[], key: (t: TraceTrial) => string): string {
+/** Per value of `key`: how many trials, how many hopeless, and the median of the objective (`label`, `score`, shown with `format`). */
+function groupBy(
+  trials: TraceTrial[],
+  key: (t: TraceTrial) => string,
+  hopeless: (t: TraceTrial) => boolean,
+  label: string,
+  score: (t: TraceTrial) => number,
+  format: (x: number) => string,
+): string {
   const groups = new Map<string, TraceTrial[]>();
   for (const t of trials) groups.set(key(t), [...(groups.get(key(t)) ?? []), t]);
   return [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
-    .map(([k, ts]) => `${k}: n ${ts.length}, hopeless ${ts.filter(isHopeless).length}, median val ${quantile(ts.map(finalValAcc).sort((a, b) => a - b), 0.5).toFixed(2)}`)
+    .map(([k, ts]) => `${k}: n ${ts.length}, hopeless ${ts.filter(hopeless).length}, median ${label} ${format(quantile(ts.map(score).sort((a, b) => a - b), 0.5))}`)
     .join("; ");
+}
+
+function group(trials: TraceTrial[], key: (t: TraceTrial) => string): string {
+  return groupBy(trials, key, isHopeless, "val", finalValAcc, (x) => x.toFixed(2));
+}
+
+/** Training time in all and per trial, and the spread of epoch times. */
+function timeLine(trials: TraceTrial[]): string {
+  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+  const seconds = sum(trials.map((t) => t.train_seconds));
+  const cpuSeconds = sum(trials.map((t) => t.train_cpu_seconds ?? 0));
+  const n = Math.max(1, trials.length);
+  const epochSeconds = trials.flatMap((t) => t.epochs.map((e) => e.seconds)).sort((a, b) => a - b);
+  return (
+    `time: training ${seconds.toFixed(0)} s wall (${cpuSeconds.toFixed(0)} s cpu) in all, ${(seconds / n).toFixed(1)} s wall (${(cpuSeconds / n).toFixed(1)} s cpu) per trial; ` +
+    `epoch seconds median ${quantile(epochSeconds, 0.5).toFixed(2)}, 90 % ${quantile(epochSeconds, 0.9).toFixed(2)}, max ${quantile(epochSeconds, 1).toFixed(2)}`
+  );
 }
 
 const decade = (x: number): string => (x === 0 ? "0" : `1e${Math.floor(Math.log10(x))}`);
@@ -56,10 +81,6 @@ export function summarize(trials: TraceTrial[]): string {
     .slice(0, -1)
     .map((low, i) => `[${low}, ${Math.min(1, bins[i + 1] as number)}${i === bins.length - 2 ? "]" : ")"}: ${finals.filter((v) => v >= low && v < (bins[i + 1] as number)).length}`)
     .join("  ");
-  const seconds = trials.map((t) => t.train_seconds);
-  const cpuSeconds = trials.map((t) => t.train_cpu_seconds ?? 0);
-  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-  const epochSeconds = trials.flatMap((t) => t.epochs.map((e) => e.seconds)).sort((a, b) => a - b);
   const top10 = [...trials].sort((a, b) => bestValAcc(b) - bestValAcc(a)).slice(0, 10);
   return [
     `${trials.length} trials: ok ${count((t) => t.status === "ok")}, non_finite ${count((t) => t.status === "non_finite")}, error ${count((t) => t.status === "error")}; ` +
@@ -74,9 +95,7 @@ export function summarize(trials: TraceTrial[]): string {
     `by weight_decay decade: ${group(trials, (t) => decade(t.config.weight_decay))}`,
     `by batch_norm: ${group(trials, (t) => String(field(t, "batch_norm")))}`,
     `by dropout: ${group(trials, (t) => (t.config.dropout < 0.3 ? "<0.3" : t.config.dropout < 0.6 ? "0.3-0.6" : ">=0.6"))}`,
-    `time: training ${sum(seconds).toFixed(0)} s wall (${sum(cpuSeconds).toFixed(0)} s cpu) in all, ${(sum(seconds) / Math.max(1, trials.length)).toFixed(1)} s wall ` +
-      `(${(sum(cpuSeconds) / Math.max(1, trials.length)).toFixed(1)} s cpu) per trial; ` +
-      `epoch seconds median ${quantile(epochSeconds, 0.5).toFixed(2)}, 90 % ${quantile(epochSeconds, 0.9).toFixed(2)}, max ${quantile(epochSeconds, 1).toFixed(2)}`,
+    timeLine(trials),
   ].join("\n");
 }
 
@@ -95,24 +114,13 @@ export function summarizeLoss(trials: TraceTrial[], baseline: number): string {
   const finals = trials.map(finalValLoss).sort((a, b) => a - b);
   const count = (p: (t: TraceTrial) => boolean): number => trials.filter(p).length;
   const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : "inf");
-  const groupLoss = (key: (t: TraceTrial) => string): string => {
-    const groups = new Map<string, TraceTrial[]>();
-    for (const t of trials) groups.set(key(t), [...(groups.get(key(t)) ?? []), t]);
-    return [...groups.entries()]
-      .sort(([a], [b]) => a.localeCompare(b, "en", { numeric: true }))
-      .map(([k, ts]) => `${k}: n ${ts.length}, hopeless ${ts.filter(hopeless).length}, median val loss ${fmt(quantile(ts.map(finalValLoss).sort((a, b) => a - b), 0.5))}`)
-      .join("; ");
-  };
+  const groupLoss = (key: (t: TraceTrial) => string): string => groupBy(trials, key, hopeless, "val loss", finalValLoss, fmt);
   const edges = [0, 2.2, 2.4, 2.6, 2.8, baseline];
   const histogram =
     edges
       .slice(0, -1)
       .map((low, i) => `[${low.toFixed(2)}, ${(edges[i + 1] as number).toFixed(2)}): ${finals.filter((v) => v >= low && v < (edges[i + 1] as number)).length}`)
       .join("  ") + `  >= ${baseline.toFixed(2)} or non-finite: ${finals.filter((v) => !(v < baseline)).length}`;
-  const seconds = trials.map((t) => t.train_seconds);
-  const cpuSeconds = trials.map((t) => t.train_cpu_seconds ?? 0);
-  const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-  const epochSeconds = trials.flatMap((t) => t.epochs.map((e) => e.seconds)).sort((a, b) => a - b);
   const best = [...trials].sort((a, b) => bestValLoss(a) - bestValLoss(b)).slice(0, 10);
   return [
     `${trials.length} trials (objective: val loss, lower is better): ok ${count((t) => t.status === "ok")}, non_finite ${count((t) => t.status === "non_finite")}, error ${count((t) => t.status === "error")}; ` +
@@ -127,9 +135,7 @@ export function summarizeLoss(trials: TraceTrial[], baseline: number): string {
     `by init_scale decade: ${groupLoss((t) => decade(t.config.init_scale))}`,
     `by recurrent_scale decade: ${groupLoss((t) => decade(Number(field(t, "recurrent_scale"))))}`,
     `by weight_decay decade: ${groupLoss((t) => decade(t.config.weight_decay))}`,
-    `time: training ${sum(seconds).toFixed(0)} s wall (${sum(cpuSeconds).toFixed(0)} s cpu) in all, ${(sum(seconds) / Math.max(1, trials.length)).toFixed(1)} s wall ` +
-      `(${(sum(cpuSeconds) / Math.max(1, trials.length)).toFixed(1)} s cpu) per trial; ` +
-      `epoch seconds median ${quantile(epochSeconds, 0.5).toFixed(2)}, 90 % ${quantile(epochSeconds, 0.9).toFixed(2)}, max ${quantile(epochSeconds, 1).toFixed(2)}`,
+    timeLine(trials),
   ].join("\n");
 }
 
