@@ -171,19 +171,24 @@ describe("bench:record", () => {
     });
   });
 
-  it("builds the Moby-Dick windows: a 36-character vocabulary, a fixed test set, a unigram baseline near 3 nats", () => {
+  it("builds the Moby-Dick windows: a 36-character vocabulary, a fixed test set, a unigram baseline near 3 nats", { timeout: 60_000 }, () => {
     const small = loadTextSplit({ train: 50, val: 20, test: 30 });
     const large = loadTextSplit({ train: 80, val: 40, test: 30 });
     expect(VOCABULARY).toHaveLength(36);
     expect(Array.from(small.test.targets)).toEqual(Array.from(large.test.targets));
     for (const set of [small.train, small.val, small.test]) {
-      const rows = set.targets.length / VOCABULARY.length;
-      expect(rows).toBe(set.count);
-      expect(set.targets.reduce((a, b) => a + b, 0)).toBe(set.count);
+      expect(set.targets.length).toBe(set.count * WINDOW * VOCABULARY.length);
+      expect(set.targets.reduce((a, b) => a + b, 0)).toBe(set.count * WINDOW);
+      // the targets are the inputs shifted by one character
+      for (let t = 0; t + 1 < WINDOW; t++) {
+        const at = (data: Float32Array, n: number, pos: number): number => data.slice((n * WINDOW + pos) * VOCABULARY.length, (n * WINDOW + pos + 1) * VOCABULARY.length).indexOf(1);
+        expect(at(set.targets, 0, t)).toBe(at(set.inputs, 0, t + 1));
+      }
       expect(set.inputs.reduce((a, b) => a + b, 0)).toBe(set.count * WINDOW);
     }
-    expect(loadTextSplit().unigramLoss).toBeGreaterThan(2.5);
-    expect(loadTextSplit().unigramLoss).toBeLessThan(3.5);
+    const unigram = loadTextSplit().unigramLoss;
+    expect(unigram).toBeGreaterThan(2.5);
+    expect(unigram).toBeLessThan(3.5);
     expect(() => loadTextSplit({ train: 1e9, val: 1, test: 1 })).toThrow(/Moby-Dick gives \d+ windows of 17 characters; the split asks for/);
   });
 

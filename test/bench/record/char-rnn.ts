@@ -1,6 +1,7 @@
 /**
  * The "char-rnn" task of the recorded traces: a recurrent next-character model on Moby-Dick
- * (text-data.ts), with a loss-only objective: the payloads carry train_loss and val_loss
+ * (text-data.ts): at every one of the WINDOW positions it predicts the next character.
+ * Loss-only objective: the payloads carry train_loss and val_loss
  * (categorical cross-entropy, nats) and no accuracy, and HPO minimizes val_loss.
  * Trained on the native "tensorflow" backend (tfjs-node).
  *
@@ -95,7 +96,7 @@ export function sampleCharRnnConfig(prng: Prng): CharRnnConfig {
   };
 }
 
-/** [WINDOW, 36] one-hot characters → depth × [cell(units) → Dropout?] (the last returns its final state) → Dense(36, softmax). */
+/** [WINDOW, 36] one-hot characters → depth × [cell(units), every step's output → Dropout?] → Dense(36, softmax) at every step. */
 export function buildCharRnn(tf: typeof tfjs, config: CharRnnConfig, initSeed: number): tfjs.LayersModel {
   const kernel = heInit(tf, config, initSeed);
   const layers: tfjs.layers.Layer[] = [];
@@ -105,7 +106,7 @@ export function buildCharRnn(tf: typeof tfjs, config: CharRnnConfig, initSeed: n
       ...(d === 1 ? { inputShape: [WINDOW, VOCABULARY.length] } : {}),
       units: config.units,
       activation: config.activation,
-      returnSequences: d < config.depth,
+      returnSequences: true,
       recurrentInitializer: tf.initializers.orthogonal({ gain: config.recurrent_scale, seed: mixSeed(initSeed, 1000 + d) || 1 }),
       ...kernel(),
     };

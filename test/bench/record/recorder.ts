@@ -160,7 +160,7 @@ function makeTextTensors(options: RecordOptions): Tensors {
   const split = loadTextSplit(options.split);
   const v = VOCABULARY.length;
   const inputs = (set: { count: number; inputs: Float32Array }): tf.Tensor => tf.tensor(set.inputs, [set.count, WINDOW, v]);
-  const targets = (set: { count: number; targets: Float32Array }): tf.Tensor => tf.tensor2d(set.targets, [set.count, v]);
+  const targets = (set: { count: number; targets: Float32Array }): tf.Tensor => tf.tensor(set.targets, [set.count, WINDOW, v]);
   const xTrain = inputs(split.train);
   return {
     xTrain,

@@ -4,8 +4,9 @@
  *
  * The text is lower-cased; letters, space and `.,;:!?'"-` are kept (a dash of any kind is "-",
  * any run of other characters, newlines included, becomes one space): a vocabulary of 36.
- * It is cut into consecutive non-overlapping windows of `length + 1` characters (the first
- * `length` are the input, the last one is the target), the windows are shuffled with the split
+ * It is cut into consecutive non-overlapping windows of WINDOW + 1 characters: characters
+ * 0..WINDOW-1 are the input and 1..WINDOW the targets (at every position the next character,
+ * as a classic char-RNN learns: WINDOW predictions per window), the windows are shuffled with the split
  * seed and cut in order into test, val and train, so the held-out test set does not change when
  * the train or val sizes do. Windows do not overlap, so no target is seen in another split.
  */
@@ -24,7 +25,7 @@ export interface TextSplitSizes {
   test: number;
 }
 
-/** One part of the split: `count` one-hot windows [count, WINDOW, V] and one-hot targets [count, V], row-major. */
+/** One part of the split: `count` one-hot windows [count, WINDOW, V] and one-hot targets [count, WINDOW, V] (each input shifted by one), row-major. */
 export interface WindowSet {
   count: number;
   inputs: Float32Array;
@@ -37,7 +38,7 @@ export interface TextSplit {
   train: WindowSet;
   val: WindowSet;
   test: WindowSet;
-  /** The cross-entropy (nats) of predicting the train set's character frequencies, without context: a model at or above it learned nothing from the sequence. */
+  /** The cross-entropy (nats) of predicting the train targets' character frequencies, without context: a model at or above it learned nothing from the sequence. */
   unigramLoss: number;
 }
 
@@ -58,10 +59,12 @@ export function mobyDickIndices(): Uint8Array {
 function pack(text: Uint8Array, starts: number[]): WindowSet {
   const v = VOCABULARY.length;
   const inputs = new Float32Array(starts.length * WINDOW * v);
-  const targets = new Float32Array(starts.length * v);
+  const targets = new Float32Array(starts.length * WINDOW * v);
   starts.forEach((start, n) => {
-    for (let t = 0; t < WINDOW; t++) inputs[(n * WINDOW + t) * v + (text[start + t] as number)] = 1;
-    targets[n * v + (text[start + WINDOW] as number)] = 1;
+    for (let t = 0; t < WINDOW; t++) {
+      inputs[(n * WINDOW + t) * v + (text[start + t] as number)] = 1;
+      targets[(n * WINDOW + t) * v + (text[start + t + 1] as number)] = 1;
+    }
   });
   return { count: starts.length, inputs, targets };
 }
@@ -78,11 +81,14 @@ export function loadTextSplit(sizes: TextSplitSizes = DEFAULT_TEXT_SPLIT, splitS
   const train = starts.slice(sizes.test + sizes.val, wanted);
   const counts = new Float64Array(VOCABULARY.length);
   for (const s of train) {
-    const k = text[s + WINDOW] as number;
-    counts[k] = (counts[k] ?? 0) + 1;
+    for (let t = 1; t <= WINDOW; t++) {
+      const k = text[s + t] as number;
+      counts[k] = (counts[k] ?? 0) + 1;
+    }
   }
+  const total = train.length * WINDOW;
   let unigramLoss = 0;
-  for (const c of counts) if (c > 0) unigramLoss -= (c / train.length) * Math.log(c / train.length);
+  for (const c of counts) if (c > 0) unigramLoss -= (c / total) * Math.log(c / total);
   return {
     sizes: { ...sizes },
     splitSeed,
