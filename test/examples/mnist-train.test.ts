@@ -3,6 +3,9 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RpcClient, serve, tempDb, type ServeProcess } from "../service/harness.js";
+import { loadNativeBackend, NATIVE_BACKEND } from "../tfjs-node.js";
+
+const nativeMissing = await loadNativeBackend();
 
 const TRAIN = fileURLToPath(new URL("../../docs/examples/mnist/train.js", import.meta.url));
 
@@ -59,5 +62,12 @@ describe("docs/examples/mnist/train.js", () => {
     expect(byId.broken?.stopped_at).toBeTypeOf("number");
     expect(byId.healthy).toMatchObject({ ended: "complete" });
     expect(byId.healthy?.stopped_at).toBeUndefined();
+  });
+
+  it.skipIf(nativeMissing !== undefined)("runs on the native tensorflow backend (tfjs-node) when asked: a cnn trial to the end", { timeout: 120_000 }, async () => {
+    const native = await train({ model: "cnn", epochs: 2, samples: 600, backend: NATIVE_BACKEND }, "native-cnn");
+    expect(native.code).toBe(0);
+    expect(native.result).toMatchObject({ epochs: 2, stopped: null });
+    expect(native.result.test_acc).toBeGreaterThan(0.3);
   });
 });

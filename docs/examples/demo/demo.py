@@ -64,6 +64,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="trials run at the same time (default 2)")
     parser.add_argument("--seed", type=int, default=10, help="seed of the random sampler (default 10)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default demo-output/<UTC time>)")
+    parser.add_argument(
+        "--backend",
+        choices=["wasm", "tensorflow"],
+        default="wasm",
+        help="TensorFlow.js backend of the trials: wasm (pure JS/WebAssembly, nothing to install; default) or tensorflow "
+        "(the native TensorFlow of @tensorflow/tfjs-node, when installed: npm run setup:tfjs-node)",
+    )
     args = parser.parse_args(argv)
     for name in ("trials", "epochs", "samples", "jobs"):
         if getattr(args, name) < 1:
@@ -168,7 +175,7 @@ def start_service(db: Path) -> LocalService:
 
 
 def make_objective(args: argparse.Namespace, progress: Progress):
-    fixed = {"epochs": args.epochs, "samples": args.samples, "backend": "wasm"}
+    fixed = {"epochs": args.epochs, "samples": args.samples, "backend": args.backend}
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial)
@@ -344,14 +351,22 @@ def write_summary(args: argparse.Namespace, rows: List[Dict[str, Any]], savings:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def tfjs_node_installed() -> bool:
+    """Whether node resolves @tensorflow/tfjs-node from the repository (the "tensorflow" backend's package)."""
+    probe = subprocess.run(["node", "-e", "require.resolve('@tensorflow/tfjs-node')"], cwd=str(ROOT), capture_output=True)
+    return probe.returncode == 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines tell what happens
     if shutil.which("node") is None:
         sys.exit("demo: `node` is not on PATH")
+    if args.backend == "tensorflow" and not tfjs_node_installed():
+        sys.exit("demo: --backend tensorflow needs @tensorflow/tfjs-node: run `npm run setup:tfjs-node` (or `npm i @tensorflow/tfjs-node` with internet), or leave --backend out")
     args.out.mkdir(parents=True, exist_ok=True)
     db = args.out / "bttackler.db"
-    print(f"demo: {args.trials} trials of {TRAIN_JS.relative_to(ROOT)} ({args.epochs} epochs, {args.samples} digits each), "
+    print(f"demo: {args.trials} trials of {TRAIN_JS.relative_to(ROOT)} ({args.epochs} epochs, {args.samples} digits each, {args.backend} backend), "
           f"{args.jobs} at a time, random sampling with seed {args.seed}")
     service = start_service(db)
     print(f"demo: bttackler serve at {service.url()} with database {db}", flush=True)

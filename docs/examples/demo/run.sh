@@ -6,7 +6,8 @@
 #   - npm run build, when dist/ is missing or older than src/;
 #   - .venv with Optuna and the bttackler Python adapter (adapters/python/scripts/venv.sh, from PyPI).
 # Then runs docs/examples/demo/demo.py; extra arguments go to it (`npm run demo -- --trials 4 --epochs 3`,
-# `npm run demo -- --help`). Run from anywhere in the repository.
+# `npm run demo -- --help`; `npm run demo -- --backend tensorflow` trains on @tensorflow/tfjs-node when
+# `npm run setup:tfjs-node` installed it). Run from anywhere in the repository.
 set -eu
 cd "$(dirname "$0")/../../.."
 
@@ -24,7 +25,9 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
 
 # node_modules matches package-lock.json when npm's own record of what it installed
 # (node_modules/.package-lock.json) has the same version of every package the lock file lists
-# (optional ones may be absent: they are not installed on every platform) and nothing else.
+# (optional ones may be absent: they are not installed on every platform). Packages beyond the
+# lock file are left alone: `npm run setup:tfjs-node` adds @tensorflow/tfjs-node and its
+# dependencies with --no-save, and an `npm ci` here would remove them.
 npm_up_to_date() {
   node -e '
     const fs = require("fs");
@@ -36,7 +39,6 @@ npm_up_to_date() {
       const got = have[path];
       if (got ? got.version !== entry.version : !(entry.optional || entry.devOptional)) process.exit(1);
     }
-    for (const path of Object.keys(have)) if (!(path in want)) process.exit(1);
   ' 2>/dev/null
 }
 

@@ -10,7 +10,9 @@
  * Hyperparameters (trial.params; all optional): lr, optimizer (adam|sgd|rmsprop|adagrad|
  * adamax), activation (relu|elu|selu|sigmoid|tanh), width, depth, batch_size, dropout,
  * init_scale (multiplies the initial weights' spread), model (mlp|cnn), epochs, samples,
- * backend (cpu|wasm; the cnn needs cpu), loss (crossentropy|mse).
+ * backend (cpu|wasm|tensorflow; the cnn needs cpu or tensorflow), loss (crossentropy|mse).
+ * "tensorflow" is the native backend of @tensorflow/tfjs-node, which is not a dependency:
+ * `npm i @tensorflow/tfjs-node` with internet, or `npm run setup:tfjs-node` in this repository.
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
@@ -25,7 +27,15 @@ const p = {
   ...trial.params,
 };
 
-await tf.setBackend(p.backend);
+if (p.backend === "tensorflow") {
+  try {
+    await import("@tensorflow/tfjs-node"); // registers the "tensorflow" backend on this tfjs
+  } catch (err) {
+    console.error(`train.js: backend "tensorflow" needs @tensorflow/tfjs-node (npm i @tensorflow/tfjs-node, or npm run setup:tfjs-node here): ${String(err?.message ?? err).split("\n")[0]}`);
+    process.exit(2);
+  }
+}
+if (!(await tf.setBackend(p.backend))) throw new Error(`tfjs backend ${p.backend} is not available`);
 await tf.ready();
 
 // mnist ships 10,000 digits; the same split every run so trials are comparable

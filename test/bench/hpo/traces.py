@@ -132,6 +132,10 @@ def _epoch_cost(epoch: Mapping[str, Any]) -> float:
 
 def _goal(line: Mapping[str, Any], source: str) -> Objective:
     task = line.get("task")
+    if task is None and isinstance(line.get("objective"), str):
+        # the first loss-only recordings: a metric name in the settings; hopeless only when non-finite
+        metric = line["objective"]
+        return Objective(metric, "minimize" if "loss" in metric else "maximize", math.nan)
     if task is None:
         return MNIST_MLP
     if not isinstance(task, dict) or not isinstance(task.get("objective"), dict):

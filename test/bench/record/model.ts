@@ -19,7 +19,7 @@ type TF = typeof tfjs;
 export const MOMENTUM = 0.9;
 export const CNN_FILTERS = 8;
 
-function optimizer(tf: TF, name: OptimizerName, lr: number): tfjs.Optimizer {
+export function optimizer(tf: TF, name: OptimizerName, lr: number): tfjs.Optimizer {
   switch (name) {
     case "sgd":
       return tf.train.sgd(lr);
@@ -34,10 +34,13 @@ function optimizer(tf: TF, name: OptimizerName, lr: number): tfjs.Optimizer {
   }
 }
 
-/** A compiled model for `config`; `initSeed` decides every initial weight. */
-export function buildModel(tf: TF, config: TrialConfig, initSeed: number): tfjs.LayersModel {
+/**
+ * The kernel settings of one weighted layer after another: He initialisation times init_scale
+ * (seeded per layer from `initSeed`), and L2 weight_decay when > 0. Call once per layer, in order.
+ */
+export function heInit(tf: TF, config: { init_scale: number; weight_decay: number }, initSeed: number): () => { kernelInitializer: ReturnType<TF["initializers"]["varianceScaling"]>; kernelRegularizer?: ReturnType<TF["regularizers"]["l2"]> } {
   let layerIndex = 0;
-  const kernel = () => ({
+  return () => ({
     kernelInitializer: tf.initializers.varianceScaling({
       scale: 2 * config.init_scale * config.init_scale,
       mode: "fanIn",
@@ -46,6 +49,16 @@ export function buildModel(tf: TF, config: TrialConfig, initSeed: number): tfjs.
     }),
     ...(config.weight_decay > 0 ? { kernelRegularizer: tf.regularizers.l2({ l2: config.weight_decay }) } : {}),
   });
+}
+
+/** Compiles `model` with the config's optimizer and learning rate. */
+export function compileWith(tf: TF, model: tfjs.LayersModel, config: { optimizer: OptimizerName; lr: number }, loss: string, metrics: string[]): void {
+  model.compile({ optimizer: optimizer(tf, config.optimizer, config.lr), loss, metrics });
+}
+
+/** A compiled model for `config`; `initSeed` decides every initial weight. */
+export function buildModel(tf: TF, config: TrialConfig, initSeed: number): tfjs.LayersModel {
+  const kernel = heInit(tf, config, initSeed);
   const layers: tfjs.layers.Layer[] = [];
   const cnn = config.model === "cnn";
   if (cnn) {
@@ -63,6 +76,6 @@ export function buildModel(tf: TF, config: TrialConfig, initSeed: number): tfjs.
   }
   layers.push(tf.layers.dense({ name: "logits", units: 10, activation: "softmax", ...kernel() }));
   const model = tf.sequential({ layers });
-  model.compile({ optimizer: optimizer(tf, config.optimizer, config.lr), loss: "categoricalCrossentropy", metrics: ["accuracy"] });
+  compileWith(tf, model, config, "categoricalCrossentropy", ["accuracy"]);
   return model;
 }

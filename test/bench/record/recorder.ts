@@ -19,17 +19,18 @@ import "@tensorflow/tfjs-backend-wasm";
 import type { PayloadV1 } from "../../../src/diagnosis/types.js";
 import { tfjsReporter } from "../../../src/reporter/tfjs-reporter.js";
 import { validatePayload } from "../../../src/schema/validate.js";
-import { loadMnistSplit, PIXELS, SPLIT_SEED, type SplitSizes } from "./data.js";
-import { buildModel } from "./model.js";
+import { loadNativeBackend, NATIVE_BACKEND } from "../../tfjs-node.js";
+import { loadMnistSplit, PIXELS, type SplitSizes } from "./data.js";
 import { Prng, STREAMS, streamSeed, withSeededMathRandom } from "./prng.js";
-import { SEARCH_SPACE_VERSION, sampleConfig, type ModelKind, type TrialConfig } from "./search-space.js";
+import { IMAGE_MODELS, TASKS, type AnyTrialConfig, type BackendName, type TaskKind } from "./tasks.js";
+import { loadTextSplit, VOCABULARY, WINDOW } from "./text-data.js";
 import { TRACE_FORMAT, parseTraces as parseAnyTraces, settingsOf, type TraceEpoch, type TraceSettings as AnyTraceSettings, type TraceStatus, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
 
-type TraceSettings = AnyTraceSettings<ModelKind>;
-type TraceTrial = AnyTraceTrial<TrialConfig, ModelKind>;
-const parseTraces = (text: string, source: string) => parseAnyTraces<TrialConfig, ModelKind>(text, source);
+type TraceSettings = AnyTraceSettings<TaskKind>;
+type TraceTrial = AnyTraceTrial<AnyTrialConfig, TaskKind>;
+const parseTraces = (text: string, source: string) => parseAnyTraces<AnyTrialConfig, TaskKind>(text, source);
 
-export type BackendName = "wasm" | "cpu";
+export type { BackendName };
 
 export interface RecordOptions {
   /** Trials 0..trials-1 are recorded (those already in `out` are skipped). */
@@ -38,7 +39,7 @@ export interface RecordOptions {
   seed: number;
   out: string;
   backend: BackendName;
-  model: ModelKind;
+  model: TaskKind;
   split: SplitSizes;
   /** Train examples run through the model once per epoch for the activation fields. */
   probe: number;
@@ -73,15 +74,17 @@ function finiteOrNull(x: number | undefined): number | null {
 }
 
 function settings(options: RecordOptions): TraceSettings {
+  const task = TASKS[options.model];
   return {
-    dataset: "mnist",
-    search_space: SEARCH_SPACE_VERSION,
+    dataset: task.dataset,
+    search_space: task.searchSpace,
     seed: options.seed,
     model: options.model,
     backend: options.backend,
     max_epochs: options.epochs,
-    split: { ...options.split, seed: SPLIT_SEED },
+    split: { ...options.split, seed: task.splitSeed },
     reporter: { sample_every: options.sampleEvery, probe: options.probe },
+    ...(task.objective === "val_loss" ? { objective: "val_loss" as const } : {}),
   };
 }
 
@@ -148,13 +151,32 @@ interface Tensors {
   xVal: tf.Tensor;
   yVal: tf.Tensor;
   xTest: tf.Tensor;
-  testLabels: tf.Tensor1D;
+  /** mnist: the test labels as class indices (for accuracy); text: the one-hot test targets (for the loss). */
+  testLabels: tf.Tensor;
   probe: tf.Tensor;
 }
 
+function makeTextTensors(options: RecordOptions): Tensors {
+  const split = loadTextSplit(options.split);
+  const v = VOCABULARY.length;
+  const inputs = (set: { count: number; inputs: Float32Array }): tf.Tensor => tf.tensor(set.inputs, [set.count, WINDOW, v]);
+  const targets = (set: { count: number; targets: Float32Array }): tf.Tensor => tf.tensor(set.targets, [set.count, WINDOW, v]);
+  const xTrain = inputs(split.train);
+  return {
+    xTrain,
+    yTrain: targets(split.train),
+    xVal: inputs(split.val),
+    yVal: targets(split.val),
+    xTest: inputs(split.test),
+    testLabels: targets(split.test),
+    probe: tf.slice(xTrain, 0, Math.min(options.probe, split.train.count)),
+  };
+}
+
 function makeTensors(options: RecordOptions): Tensors {
+  if (TASKS[options.model].dataset === "moby-dick") return makeTextTensors(options);
   const split = loadMnistSplit(options.split);
-  const shape = (n: number): number[] => (options.model === "cnn" ? [n, 28, 28, 1] : [n, PIXELS]);
+  const shape = (n: number): number[] => (IMAGE_MODELS.includes(options.model) ? [n, 28, 28, 1] : [n, PIXELS]);
   const images = (set: { count: number; images: Float32Array }): tf.Tensor => tf.tensor(set.images, shape(set.count));
   const labels = (set: { count: number; labels: Float32Array }): tf.Tensor2D => tf.tensor2d(set.labels, [set.count, 10]);
   const xTrain = images(split.train);
@@ -175,10 +197,12 @@ function makeTensors(options: RecordOptions): Tensors {
 
 /**
  * Per epoch: the process's CPU time in the epoch (a cost that, unlike wall time, hardly
- * depends on what else runs on the machine; wasm and cpu compute on this one thread) and the
- * held-out test accuracy after it. Put it after the reporter in the callback list.
+ * depends on what else runs on the machine; wasm and cpu compute on this one thread, the
+ * tensorflow backend on TF_NUM_INTRAOP_THREADS threads) and the held-out test accuracy after
+ * it, or the held-out test loss (`lossOnly`). Put it after the reporter in the callback list.
  */
 class EpochCostAndHeldOutAccuracy extends tf.Callback {
+  /** Test accuracy per epoch, or test loss when lossOnly. */
   readonly accuracies: (number | null)[] = [];
   readonly evalSeconds: number[] = [];
   readonly cpuSeconds: number[] = [];
@@ -186,7 +210,8 @@ class EpochCostAndHeldOutAccuracy extends tf.Callback {
 
   constructor(
     private readonly x: tf.Tensor,
-    private readonly labels: tf.Tensor1D,
+    private readonly labels: tf.Tensor,
+    private readonly lossOnly = false,
   ) {
     super();
   }
@@ -201,8 +226,9 @@ class EpochCostAndHeldOutAccuracy extends tf.Callback {
     const start = performance.now();
     const model = this.model as unknown as tf.LayersModel;
     const accuracy = tf.tidy(() => {
-      const predicted = tf.argMax(model.predict(this.x, { batchSize: 1000 }) as tf.Tensor, 1);
-      return tf.mean(tf.cast(tf.equal(predicted, this.labels), "float32"));
+      const output = model.predict(this.x, { batchSize: 1000 }) as tf.Tensor;
+      if (this.lossOnly) return tf.mean(tf.metrics.categoricalCrossentropy(this.labels, output));
+      return tf.mean(tf.cast(tf.equal(tf.argMax(output, 1), this.labels), "float32"));
     });
     const value = (await accuracy.data())[0];
     accuracy.dispose();
@@ -214,16 +240,18 @@ class EpochCostAndHeldOutAccuracy extends tf.Callback {
 /** Trains one trial to the end and returns its trace line. */
 async function recordTrial(index: number, options: RecordOptions, data: Tensors): Promise<TraceTrial> {
   const started = performance.now();
-  const config: TrialConfig = sampleConfig(new Prng(streamSeed(options.seed, index, STREAMS.config)), options.model);
+  const task = TASKS[options.model];
+  const lossOnly = task.objective === "val_loss";
+  const config: AnyTrialConfig = task.sample(new Prng(streamSeed(options.seed, index, STREAMS.config)));
   const trainingRandom = new Prng(streamSeed(options.seed, index, STREAMS.training));
   const payloads: PayloadV1[] = [];
   let schemaFailures = 0;
   let error: string | undefined;
-  const heldOut = new EpochCostAndHeldOutAccuracy(data.xTest, data.testLabels);
+  const heldOut = new EpochCostAndHeldOutAccuracy(data.xTest, data.testLabels, lossOnly);
   const tensorsBefore = tf.memory().numTensors;
   let model: tf.LayersModel | undefined;
   try {
-    model = buildModel(tf, config, streamSeed(options.seed, index, STREAMS.init));
+    model = task.build(tf, config, streamSeed(options.seed, index, STREAMS.init));
     const reporter = tfjsReporter(tf, {
       probe: data.probe,
       sampleEvery: options.sampleEvery,
@@ -258,7 +286,8 @@ async function recordTrial(index: number, options: RecordOptions, data: Tensors)
   if (leaked !== 0) options.log?.(`trial ${index}: ${leaked} tensors left behind`);
   const epochs: TraceEpoch[] = payloads.map((payload, i) => ({
     payload,
-    test_acc: heldOut.accuracies[i] ?? null,
+    test_acc: lossOnly ? null : (heldOut.accuracies[i] ?? null),
+    ...(lossOnly ? { test_loss: heldOut.accuracies[i] ?? null } : {}),
     seconds: payload.seconds ?? 0,
     cpu_seconds: heldOut.cpuSeconds[i] ?? 0,
     eval_seconds: heldOut.evalSeconds[i] ?? 0,
@@ -275,7 +304,9 @@ async function recordTrial(index: number, options: RecordOptions, data: Tensors)
     epochs,
     status,
     first_non_finite_step: firstNonFinite >= 0 ? firstNonFinite : null,
-    final: { val_acc: finiteOrNull(last?.payload.metrics?.val_acc ?? undefined), test_acc: last?.test_acc ?? null },
+    final: lossOnly
+      ? { val_acc: null, test_acc: null, val_loss: finiteOrNull(last?.payload.metrics?.val_loss ?? undefined), test_loss: last?.test_loss ?? null }
+      : { val_acc: finiteOrNull(last?.payload.metrics?.val_acc ?? undefined), test_acc: last?.test_acc ?? null },
     train_seconds: epochs.reduce((sum, e) => sum + e.seconds, 0),
     train_cpu_seconds: epochs.reduce((sum, e) => sum + e.cpu_seconds, 0),
     seconds: (performance.now() - started) / 1000,
@@ -305,8 +336,8 @@ export function compressTraces(out: string): string {
 
 export async function record(options: RecordOptions): Promise<RecordSummary> {
   const started = performance.now();
-  if (options.model === "cnn" && options.backend === "wasm") {
-    throw new Error("the cnn needs --backend cpu: tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter");
+  if (IMAGE_MODELS.includes(options.model) && options.backend === "wasm") {
+    throw new Error(`the ${options.model} needs --backend cpu or tensorflow: tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter`);
   }
   mkdirSync(dirname(options.out), { recursive: true });
   const shard = options.shard ?? { index: 0, count: 1 };
@@ -322,6 +353,10 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
   let schemaFailures = 0;
   let recorded = 0;
   if (todo.length > 0) {
+    if (options.backend === NATIVE_BACKEND) {
+      const missing = await loadNativeBackend();
+      if (missing !== undefined) throw new Error(missing);
+    }
     if (!(await tf.setBackend(options.backend))) throw new Error(`tfjs backend ${options.backend} is not available`);
     await tf.ready();
     const data = makeTensors(options);
@@ -333,9 +368,10 @@ export async function record(options: RecordOptions): Promise<RecordSummary> {
         schemaFailures += trace.schema_failures;
         const elapsed = (performance.now() - started) / 1000;
         const eta = (elapsed / recorded) * (todo.length - recorded);
-        const acc = (x: number | null): string => (x === null ? "null" : x.toFixed(3));
+        const acc = (x: number | null | undefined): string => (x === null || x === undefined ? "null" : x.toFixed(3));
+        const final = TASKS[options.model].objective === "val_loss" ? `val loss ${acc(trace.final.val_loss)} test loss ${acc(trace.final.test_loss)}` : `val ${acc(trace.final.val_acc)} test ${acc(trace.final.test_acc)}`;
         options.log?.(
-          `trial ${index + 1}/${options.trials} (${done.size + recorded} done): ${trace.status}, val ${acc(trace.final.val_acc)} test ${acc(trace.final.test_acc)}, ` +
+          `trial ${index + 1}/${options.trials} (${done.size + recorded} done): ${trace.status}, ${final}, ` +
             `${trace.seconds.toFixed(1)} s; elapsed ${formatDuration(elapsed)}, ETA ${formatDuration(eta)}` +
             (trace.schema_failures > 0 ? `; ${trace.schema_failures} schema failures` : "") +
             (trace.error !== undefined ? `; error: ${trace.error}` : ""),

@@ -108,3 +108,31 @@ def test_the_database_records_every_trial(demo: Dict[str, Any]) -> None:
         ends = conn.execute("SELECT COUNT(*) FROM events WHERE study = ? AND kind = 'end'", (summary["service_study"],)).fetchone()[0]
     assert payloads == {str(t["number"]): t["epochs_run"] for t in summary["trials"]}
     assert ends == 4
+
+
+def _tfjs_node_installed() -> bool:
+    return subprocess.run(["node", "-e", "require.resolve('@tensorflow/tfjs-node')"], cwd=str(ROOT), capture_output=True).returncode == 0
+
+
+_NATIVE_REQUIRED = os.environ.get("CI") in ("true", "1") or os.environ.get("BTTACKLER_REQUIRE_TFJS_NODE") == "1"
+
+
+@pytest.mark.skipif(not _tfjs_node_installed() and not _NATIVE_REQUIRED,
+                    reason="@tensorflow/tfjs-node is not installed (npm run setup:tfjs-node)")
+def test_backend_tensorflow_runs_the_trials_on_tfjs_node(tmp_path: Path) -> None:
+    assert _tfjs_node_installed(), "CI requires @tensorflow/tfjs-node: .ci/run runs npm run setup:tfjs-node"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BTTACKLER_")}
+    proc = subprocess.run(["sh", str(RUN_SH), "--backend", "tensorflow", "--trials", "2", "--epochs", "2", "--samples", "400",
+                           "--jobs", "1", "--seed", "10", "--out", str(tmp_path)],
+                          cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "tensorflow backend" in proc.stdout
+    assert re.search(r"\b2 complete|\b1 complete, 1 pruned|\b2 pruned", proc.stdout), proc.stdout[-3000:]
+    assert "0 failed" in proc.stdout
+
+
+def test_backend_must_be_wasm_or_tensorflow() -> None:
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "docs" / "examples" / "demo" / "demo.py"), "--backend", "webgl"],
+                          cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "invalid choice: 'webgl'" in proc.stdout
