@@ -222,4 +222,4 @@ def test_smoke_every_method_on_the_committed_traces(tmp_path, capsys):
     out = capsys.readouterr().out
     for m in sim.ALL_METHODS[1:]:
         assert f"| {m} |" in out
-    assert (tmp_path / "best-so-far-mnist-mlp.png").stat().st_size > 10_000
+    assert (tmp_path / "best-so-far-mnist-mlp-random.png").stat().st_size > 10_000
