@@ -18,7 +18,8 @@ installed_here() {
 }
 if [ "$want" != "$have" ] || ! installed_here; then
   rm -f "$STAMP"
-  "$PY" -m pip install --quiet --disable-pip-version-check torch==2.13.0
+  # torch depends on setuptools without a bound; NNI 3.0's nnictl imports pkg_resources, which setuptools 81 removed
+  "$PY" -m pip install --quiet --disable-pip-version-check torch==2.13.0 "setuptools<81"
   "$PY" -m pip install --quiet --disable-pip-version-check -e "adapters/python[test,nni,optuna,ray,bench,torch,lightning,hf]"
   installed_here || { echo "venv: adapters/python is not importable from .venv after the install" >&2; exit 1; }
   printf '%s\n' "$want" > "$STAMP"
