@@ -1,5 +1,5 @@
 /**
- * Cohort protection (DESIGN §2): a trial whose protection metric is within the best
+ * Cohort protection (docs/symptoms.md#cohort-protection): a trial whose protection metric is within the best
  * `percentile` of the values already reported by other trials at the same step is
  * protected from the protectable (soft) rules, from then on.
  *

@@ -8,7 +8,7 @@
  *   the output layer excluded when exclude_output_layer and more than one layer reports.
  * Defaults: dead_frac_median_max = 0.7, exclude_output_layer = true, min_step = 1.
  * Stage: every step. Persistence: 2. Protected: yes.
- * Source: DESIGN §3 (DEAD); DeepDiagnosis (ICSE'22) dead >= 70 %; AUTOTRAINER dying ReLU 0.7.
+ * Source: docs/symptoms.md#dead; DeepDiagnosis (ICSE'22) dead >= 70 %; AUTOTRAINER dying ReLU 0.7.
  *   Unlike DR it does not read kernel gradients, so input sparsity cannot trigger it.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";

@@ -6,7 +6,7 @@
  * With persistence 2 this reads "the loss stayed above twice its best for 2 steps in a row".
  * Defaults: metrics = [train_loss], factor = 3 (calibrated on recorded traces, docs/benchmarks.md#defaults), min_step = 1.
  * Stage: every step. Persistence: 2. Protected: no.
- * Source: DESIGN §3 (DIV), new in bttackler.
+ * Source: docs/symptoms.md#div, new in bttackler.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
 import type { DivergenceOptions } from "./types.js";

@@ -6,7 +6,7 @@
  *   layer indicator is null/NaN/±Infinity.
  * Thresholds: none (any occurrence). Stage: every step. Persistence: 1.
  * Protected: never — a non-finite trial cannot recover.
- * Source: DESIGN §3 (NF). The reference code meant to do this in its EG rule but
+ * Source: new in bttackler (docs/symptoms.md#nf). The reference code meant to do this in its EG rule but
  *   its flag could never become true (`&=` on False) and NaN was never checked;
  *   here the check is real, and any non-finite loss, gradient or weight stops the
  *   trial at the step it appears.

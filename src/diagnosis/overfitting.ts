@@ -8,7 +8,7 @@
  *   (rule val_rising_train_falling).
  * Defaults: patience = 3, rise_ratio = 1.05, min_step = 3.
  * Stage: every step. Persistence: 2. Protected: yes.
- * Source: DESIGN §3 (OF). The reference's OF rule was disabled, wrote into HO and
+ * Source: docs/symptoms.md#of. The reference's OF rule was disabled, wrote into HO and
  *   had its sign inverted; this is the rule as intended. Off by default: on the recorded
  *   traces 7 of its 13 stops were top-quartile trials (the val loss rises from over-confidence
  *   while the val accuracy still improves).

@@ -9,7 +9,7 @@
  * Defaults: saturated_frac_median_max = 0.5, exclude_output_layer = true, min_step = 1.
  * Stage: every step. Persistence: 2. Protected: yes. Off by default: on the recorded traces
  *   sigmoid/tanh nets with most units saturated still reached 0.90-0.93 val accuracy.
- * Source: DESIGN §3 (SAT); DeepDiagnosis (ICSE'22): saturated when > 50 % of units have |x| >= 5.
+ * Source: docs/symptoms.md#sat; DeepDiagnosis (ICSE'22): saturated when > 50 % of units have |x| >= 5.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
 import { hiddenLayerColumn } from "./rule.js";

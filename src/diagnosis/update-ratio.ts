@@ -8,7 +8,7 @@
  *   median_min = 1e-7, min_step = 1 (epoch 0 includes the move away from initialisation).
  *   The per-batch rule of thumb is ~1e-3; these bounds are per epoch and deliberately wide.
  * Stage: every step. Persistence: 1. Protected: no (calibrated on recorded traces, docs/benchmarks.md#defaults).
- * Source: DESIGN §3 (UWR), new in bttackler (Karpathy's update/weight heuristic).
+ * Source: docs/symptoms.md#uwr, new in bttackler (Karpathy's update/weight heuristic).
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
 import { layerColumn } from "./rule.js";

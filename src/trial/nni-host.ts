@@ -1,6 +1,6 @@
 /**
  * NNI 3.0: the trial command channel of its local training service, plain HTTP at
- * `$NNI_TRIAL_COMMAND_CHANNEL` (DESIGN §5; NNI's `nni/runtime/trial_command_channel/v3.py`
+ * `$NNI_TRIAL_COMMAND_CHANNEL` (docs/nni.md; NNI's `nni/runtime/trial_command_channel/v3.py`
  * and `ts/nni_manager/common/command_channel/http.ts`).
  *
  * - Parameters: `PUT {"type":"request_parameter"}` once, then long-poll `GET`: 200 gives

@@ -1,7 +1,7 @@
 /**
  * What NNI receives as a metric value. NNI's tuners, its built-in assessors and its web
  * UI read one number per result, `default`; a dict passes through to the assessor whole
- * (DESIGN §5), so each intermediate result is `{default: <number>, ...payload}` and
+ * (docs/nni.md), so each intermediate result is `{default: <number>, ...payload}` and
  * bttackler's NNI assessor reads the payload back out of it.
  *
  * Which number is `default` (option `metric`):

@@ -21,7 +21,7 @@ function messageOf(fn: () => unknown): string {
 }
 
 describe("validatePayload", () => {
-  it("accepts the full payload of DESIGN §4", () => {
+  it("accepts the full payload of docs/payload.md", () => {
     const payload = {
       step: 3,
       max_steps: 20,
