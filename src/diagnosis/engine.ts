@@ -81,7 +81,8 @@ export class DiagnosisEngine {
   private readonly rules: SymptomRule[];
   /** Protection's cohorts by metric: its own metric's, and the objective's it falls back to. */
   private readonly cohorts = new Map<string, Cohort>();
-  private readonly objective: ObjectiveCandidate[];
+  /** What protection compares: its own metric, then the objective's candidates. */
+  private readonly protectionCandidates: ObjectiveCandidate[];
   private readonly peers: Peers;
   /** Per metric a rule reads outcomes of: the finished curves and the departed trials' last values. */
   private readonly outcomes = new Map<string, { finished: Series[]; departed: number[] }>();
@@ -89,7 +90,7 @@ export class DiagnosisEngine {
 
   constructor(readonly config: StudyConfig) {
     this.rules = createRules(config.rules, config.objective);
-    this.objective = objectiveCandidates(config.objective);
+    this.protectionCandidates = [{ metric: config.protection.metric, direction: config.protection.direction }, ...objectiveCandidates(config.objective)];
     this.peers = new Peers(new Set(this.rules.flatMap((rule) => rule.peerMetrics ?? [])));
     for (const metric of this.rules.flatMap((rule) => rule.outcomeMetrics ?? [])) this.outcomes.set(metric, { finished: [], departed: [] });
   }
@@ -271,7 +272,7 @@ export class DiagnosisEngine {
   private protect(trial: TrialState, payload: PayloadV1): void {
     const p = this.config.protection;
     if (!p.enabled) return;
-    const judged = objectiveValue([{ metric: p.metric, direction: p.direction }, ...this.objective], payload);
+    const judged = objectiveValue(this.protectionCandidates, payload);
     if (judged === undefined) return;
     let cohort = this.cohorts.get(judged.metric);
     if (cohort === undefined) {
