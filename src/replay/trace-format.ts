@@ -61,9 +61,11 @@ export interface TaskGoal {
   hopeless_at: number;
 }
 
-/** A trace line's task block. */
-export interface TraceTask extends TaskGoal {
+/** A trace line's task block: `{"name", "objective": {"metric", "direction"}, "hopeless_at"}`. */
+export interface TraceTask {
   name?: string;
+  objective: { metric: string; direction: Direction };
+  hopeless_at: number;
 }
 
 /** The goal of lines without a task block: the first recordings (MNIST MLPs, ten classes). */
@@ -112,6 +114,8 @@ export interface TraceSettings<M extends string = string> {
   reporter: { sample_every: number; probe: number };
   /** Present in loss-only recordings: the objective is val_loss, minimized. Absent: val_acc, maximized. */
   objective?: "val_loss";
+  /** What the recording optimizes (see the header); absent in the first recordings. */
+  task?: TraceTask;
 }
 
 /** One trial line; `C` and `M` narrow the config and model kind for a reader that knows its search space. */
@@ -128,8 +132,6 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
   seconds: number;
   schema_failures: number;
   error?: string;
-  /** What the recording optimizes (see the header); absent in the first recordings. */
-  task?: TraceTask;
   recorded_at: string;
   tfjs: string;
   node: string;
@@ -137,8 +139,19 @@ export interface TraceTrial<C extends object = TraceConfig, M extends string = s
 
 /** The settings part of a trial line, for comparing a file's lines with a new recording. */
 export function settingsOf<M extends string>(trial: TraceSettings<M>): TraceSettings<M> {
-  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter, objective } = trial;
-  return { dataset, search_space, seed, model, backend, max_epochs, split: { ...split }, reporter: { ...reporter }, ...(objective !== undefined ? { objective } : {}) };
+  const { dataset, search_space, seed, model, backend, max_epochs, split, reporter, objective, task } = trial;
+  return {
+    dataset,
+    search_space,
+    seed,
+    model,
+    backend,
+    max_epochs,
+    split: { ...split },
+    reporter: { ...reporter },
+    ...(objective !== undefined ? { objective } : {}),
+    ...(task !== undefined ? { task: { ...task, objective: { ...task.objective } } } : {}),
+  };
 }
 
 export interface ParsedTraces<C extends object = TraceConfig, M extends string = string> {

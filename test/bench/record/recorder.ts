@@ -24,7 +24,7 @@ import { loadMnistSplit, PIXELS, type SplitSizes } from "./data.js";
 import { Prng, STREAMS, streamSeed, withSeededMathRandom } from "./prng.js";
 import { IMAGE_MODELS, TASKS, type AnyTrialConfig, type BackendName, type TaskKind } from "./tasks.js";
 import { loadTextSplit, VOCABULARY, WINDOW } from "./text-data.js";
-import { TRACE_FORMAT, parseTraces as parseAnyTraces, settingsOf, type TraceEpoch, type TraceSettings as AnyTraceSettings, type TraceStatus, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
+import { TRACE_FORMAT, parseTraces as parseAnyTraces, settingsOf, type TraceEpoch, type TraceSettings as AnyTraceSettings, type TraceStatus, type TraceTask, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
 
 type TraceSettings = AnyTraceSettings<TaskKind>;
 type TraceTrial = AnyTraceTrial<AnyTrialConfig, TaskKind>;
@@ -73,8 +73,21 @@ function finiteOrNull(x: number | undefined): number | null {
   return x !== undefined && Number.isFinite(x) ? x : null;
 }
 
+const traceTasks = new Map<string, TraceTask>();
+
+/** The task block of `options`' recording, computed once per task and split (char-rnn reads its text for it). */
+function traceTaskOf(options: RecordOptions): TraceTask | undefined {
+  const task = TASKS[options.model];
+  if (task.traceTask === undefined) return undefined;
+  const key = JSON.stringify([options.model, options.split]);
+  let block = traceTasks.get(key);
+  if (block === undefined) traceTasks.set(key, (block = task.traceTask(options.split)));
+  return block;
+}
+
 function settings(options: RecordOptions): TraceSettings {
   const task = TASKS[options.model];
+  const block = traceTaskOf(options);
   return {
     dataset: task.dataset,
     search_space: task.searchSpace,
@@ -85,6 +98,7 @@ function settings(options: RecordOptions): TraceSettings {
     split: { ...options.split, seed: task.splitSeed },
     reporter: { sample_every: options.sampleEvery, probe: options.probe },
     ...(task.objective === "val_loss" ? { objective: "val_loss" as const } : {}),
+    ...(block !== undefined ? { task: block } : {}),
   };
 }
 

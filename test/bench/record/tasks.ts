@@ -16,7 +16,8 @@ import { DEFAULT_SPLIT, SPLIT_SEED, type SplitSizes } from "./data.js";
 import { buildModel } from "./model.js";
 import type { Prng } from "./prng.js";
 import { sampleConfig, SEARCH_SPACE_VERSION, type TrialConfig } from "./search-space.js";
-import { DEFAULT_TEXT_SPLIT, TEXT_SPLIT_SEED } from "./text-data.js";
+import { DEFAULT_TEXT_SPLIT, loadTextSplit, TEXT_SPLIT_SEED } from "./text-data.js";
+import type { TraceTask } from "../../../src/replay/trace-format.js";
 
 export const TASK_KINDS = ["mlp", "cnn", "convnet", "char-rnn"] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
@@ -33,6 +34,11 @@ export interface Task {
   defaultSplit: SplitSizes;
   splitSeed: number;
   sample(prng: Prng): AnyTrialConfig;
+  /**
+   * The trace lines' task block (name, objective and direction, the value that means nothing was
+   * learned), for the split recorded; absent for the first recordings (mlp, cnn: val_acc, hopeless at 0.2).
+   */
+  traceTask?(split: SplitSizes): TraceTask;
   build(tf: typeof tfjs, config: AnyTrialConfig, initSeed: number): tfjs.LayersModel;
 }
 
@@ -63,6 +69,8 @@ export const TASKS: Record<TaskKind, Task> = {
     defaultSplit: { train: 1000, val: 500, test: 1000 },
     splitSeed: SPLIT_SEED,
     sample: sampleConvnetConfig,
+    // ten classes: a final val accuracy of 0.2 or less learned (next to) nothing
+    traceTask: () => ({ name: "mnist-convnet", objective: { metric: "val_acc", direction: "maximize" }, hopeless_at: 0.2 }),
     build: (tf, config, seed) => buildConvnet(tf, expectModel(config, ["convnet"]), seed),
   },
   "char-rnn": {
@@ -73,6 +81,12 @@ export const TASKS: Record<TaskKind, Task> = {
     defaultSplit: DEFAULT_TEXT_SPLIT,
     splitSeed: TEXT_SPLIT_SEED,
     sample: sampleCharRnnConfig,
+    // the unigram baseline: predicting the train targets' character frequencies, no context (4 decimals)
+    traceTask: (split) => ({
+      name: "moby-dick-char-rnn",
+      objective: { metric: "val_loss", direction: "minimize" },
+      hopeless_at: Math.round(loadTextSplit(split).unigramLoss * 1e4) / 1e4,
+    }),
     build: (tf, config, seed) => buildCharRnn(tf, expectModel(config, ["char-rnn"]), seed),
   },
 };
