@@ -74,7 +74,7 @@ export class SlowConvergenceRule implements SymptomRule {
       const behind = this.behindShare(ctx, metric, values[values.length - 1] as number);
       if (behind !== undefined && behind.share < o.early_behind_share_min) return [];
       const among = behind === undefined ? "" : `, behind ${fmt(100 * behind.share)} % of the ${behind.size} trials at step ${ctx.step}`;
-      const fell = fall === undefined ? "" : `, fell ${fmt(100 * fall)} % over the last ${o.early_progress_window} steps`;
+      const fell = fall === undefined ? "" : `, ${fall < 0 ? "rose" : "fell"} ${fmt(100 * Math.abs(fall))} % over the last ${o.early_progress_window} steps`;
       return [
         {
           rule: "flat_curve",
