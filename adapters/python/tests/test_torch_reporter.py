@@ -264,6 +264,18 @@ def test_bad_arguments_are_refused_up_front() -> None:
         TorchReporter(model).end_epoch({"train_loss": torch.ones(3)})
 
 
+def test_cuda_graph_is_checked_and_the_cpu_stays_eager() -> None:
+    model = one_layer([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(TypeError, match="cuda_graph must be True, False or None"):
+        TorchReporter(model, cuda_graph="yes")  # type: ignore[arg-type]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    reporter = TorchReporter(model, optimizer, sample_every=1, cuda_graph=True)
+    for _ in range(3):  # a graph would be captured at the second sampled step: not on the CPU
+        sum_step(model, optimizer, [[1.0, 0.0], [3.0, 0.0]])
+    assert reporter._graph is None
+    assert reporter.end_epoch()["layers"][0]["grad_abs_mean"] == pytest.approx(2.0)
+
+
 def test_payloads_are_accepted_by_the_real_service(client: BTTacklerClient) -> None:
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
