@@ -128,6 +128,11 @@ class TorchReporter:
         self._started_at = time.perf_counter()
         self._buffer: Optional[torch.Tensor] = None
         self._cells: Dict[Tuple[int, ...], Tuple[List[torch.Tensor], List[torch.Tensor]]] = {}
+        # Kept across epochs and written in place, so that an epoch allocates nothing the size of the model: on the CPU,
+        # large blocks freed and allocated again make the allocator hand pages back to the system and fault them in
+        # again, which slowed the training's own steps (docs/performance.md)
+        self._start_buffers: Optional[List[torch.Tensor]] = None
+        self._scratch: Dict[Tuple[int, ...], List[torch.Tensor]] = {}
         self._graph: Optional[_graph.SampleGraph] = None
         self._graph_ok = cuda_graph is not False and self.scaler is None and _graph.available()
         self._graph_warm = False  # one eager sampled step first (lazy initialisations stay out of the capture)
@@ -166,7 +171,7 @@ class TorchReporter:
         self._acc = self._buffer
         self._views = self._cells
         with torch.no_grad():
-            self._start = _copies([p.detach() for p in self._params])
+            self._start = self._start_buffers = _copies_into(self._start_buffers, [p.detach() for p in self._params])
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.observe()
@@ -222,9 +227,20 @@ class TorchReporter:
         sums, maxima = views
         if self._graph_ok and len(present) == len(self._params) and self._graphed(grads, sums, maxima):
             return
-        l1, nonzero, largest = gradient_norms(grads)
+        l1, nonzero, largest = gradient_norms(grads, self._scratch_for(present, grads))
         _foreach_add_(sums, l1 + nonzero)
         _foreach_maximum_(maxima, largest)
+
+    def _scratch_for(self, present: Tuple[int, ...], grads: List[torch.Tensor]) -> Optional[List[torch.Tensor]]:
+        """On the CPU, buffers shaped like ``grads`` for their signs, kept from sample to sample (None elsewhere:
+        the CUDA caching allocator reuses its blocks by itself)."""
+        if grads[0].device.type != "cpu":
+            return None
+        scratch = self._scratch.get(present)
+        if scratch is None or any(s.shape != g.shape or s.dtype != g.dtype or s.device != g.device for s, g in zip(scratch, grads)):
+            scratch = [torch.empty_like(g, memory_format=torch.contiguous_format) for g in grads]
+            self._scratch = {present: scratch}  # one set: the usual key is every layer
+        return scratch
 
     def _graphed(self, grads: List[torch.Tensor], sums: List[torch.Tensor], maxima: List[torch.Tensor]) -> bool:
         """Does the sampled step by the CUDA graph, capturing it first where needed; False: do it eagerly."""
@@ -363,8 +379,10 @@ class TorchReporter:
                 same_shape = [i for i in idx if starts[i].shape == weights[i].shape]
                 w_stats = norms(ws, (1,))
                 if len(same_shape) == len(idx):
-                    diff = torch._foreach_sub(ws, [starts[i] for i in idx])
-                    d_stats = torch.cat([norms(diff, (2,)), norms([starts[i] for i in idx], (2,))])
+                    group_starts = [starts[i] for i in idx]
+                    start_norms = norms(group_starts, (2,))
+                    _foreach_sub_(group_starts, ws)  # in place: W_start - W_end, the start copies are not needed after
+                    d_stats = torch.cat([norms(group_starts, (2,)), start_norms])
                 else:
                     d_stats = torch.full((2, len(idx)), math.nan, device=dev)
                 block = torch.cat([w_stats, d_stats]).to(device)
@@ -461,6 +479,27 @@ class TorchReporter:
 
     def __repr__(self) -> str:
         return f"TorchReporter({len(self.names)} layers, sample_every={self.sample_every}, step={self.step})"
+
+
+def _copies_into(buffers: Optional[List[torch.Tensor]], tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Copies of ``tensors``, written into ``buffers`` where they match (shape, dtype, device), else new ones."""
+    if buffers is not None and len(buffers) == len(tensors) and all(
+            b.shape == t.shape and b.dtype == t.dtype and b.device == t.device for b, t in zip(buffers, tensors)):
+        try:
+            torch._foreach_copy_(buffers, tensors)
+        except (RuntimeError, TypeError, AttributeError):
+            for b, t in zip(buffers, tensors):
+                b.copy_(t)
+        return buffers
+    return _copies(tensors)
+
+
+def _foreach_sub_(targets: List[torch.Tensor], values: List[torch.Tensor]) -> None:
+    try:
+        torch._foreach_sub_(targets, values)
+    except (RuntimeError, TypeError, AttributeError):
+        for t, v in zip(targets, values):
+            t.sub_(v)
 
 
 def _copies(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
