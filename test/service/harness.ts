@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll } from "vitest";
+import { afterAll, beforeAll } from "vitest";
 import WebSocket from "ws";
 import { CLI, startService } from "../serve-process.js";
 
@@ -116,6 +116,22 @@ export async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promis
     throw new Error(`serve: ${err.message}`);
   });
   return { child: service.child, url: service.url, logs: service.lines, exited: service.exited.then((e) => e.code) };
+}
+
+/** One `bttackler serve --db <temp file>` for the whole test file, started before its tests and stopped after them (SIGTERM, its exit awaited); the returned function gives it. */
+export function servicePerFile(): () => ServeProcess {
+  let service: ServeProcess | undefined;
+  beforeAll(async () => {
+    service = await serve(["--db", tempDb()]);
+  });
+  afterAll(async () => {
+    service?.child.kill("SIGTERM");
+    await service?.exited;
+  });
+  return () => {
+    if (service === undefined) throw new Error("the file's service is not started yet (use it inside a test or a hook)");
+    return service;
+  };
 }
 
 /** A healthy-looking 10-layer payload whose loss depends on the trial's quality. */

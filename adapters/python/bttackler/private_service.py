@@ -15,6 +15,7 @@ Example:
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -89,3 +90,17 @@ class ServiceEndpoint:
         if self._url is None and service is not None:
             # not service.address: the parent's child process is no child of ours (poll() cannot tell)
             self._url = service._address
+
+    def _address_for_copy(self, timeout: float) -> Optional[str]:
+        """The address a pickled copy talks to: the url given, or the private service's once it listens (None when it
+        does not within ``timeout`` seconds)."""
+        service = self._service
+        if self._url is not None or service is None:
+            return self._url
+        return service.url(timeout=timeout)
+
+    def _stop_private_service(self) -> None:
+        """Stops the private service, only in the process that started it, and drops the ``close`` run at exit."""
+        if self._private is not None:
+            self._private.stop()
+        atexit.unregister(getattr(self, "close"))

@@ -161,18 +161,14 @@ class BTTacklerPruner(ServiceEndpoint, BasePruner):
         """Closes the client and stops the private service (if any); also run at exit. Never raises."""
         try:
             self.client.close()  # after a fork: the child's own client, never the parent's connection
-            if self._private is not None:
-                self._private.stop()  # only in the process that started it
-            atexit.unregister(self.close)
+            self._stop_private_service()
         except Exception:  # noqa: BLE001
             pass
 
     def __getstate__(self) -> Dict[str, Any]:
-        url = self._url
-        if url is None and self._service is not None:
-            url = self._service.url(timeout=self._timeout)
-            if url is None:
-                raise TypeError("cannot pickle a BTTacklerPruner whose private service has no address (yet)")
+        url = self._address_for_copy(self._timeout)
+        if url is None:
+            raise TypeError("cannot pickle a BTTacklerPruner whose private service has no address (yet)")
         return {"url": url, "config": self._config, "wrapped": self._wrapped, "timeout": self._timeout}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:

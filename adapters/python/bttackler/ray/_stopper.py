@@ -259,19 +259,15 @@ class BTTacklerStopper(ServiceEndpoint, Stopper):
         try:
             if self._client is not None and os.getpid() == self._pid:
                 self._client.close()
-            if self._private is not None:
-                self._private.stop()  # only in the process that started it
-            atexit.unregister(self.close)
+            self._stop_private_service()
         except Exception:  # noqa: BLE001
             pass
 
     def __getstate__(self) -> Dict[str, Any]:
         # Ray pickles the stopper with the run config: settings only, no socket, lock or process.
-        url = self._url
+        url = self._address_for_copy(START_TIMEOUT)
         if url is None and self._service is not None:
-            url = self._service.url(timeout=START_TIMEOUT)
-            if url is None:
-                logger.warning("bttackler stopper: pickled before its private service listened (%s): the copy lets every trial continue", self._service.error or "not started in time")
+            logger.warning("bttackler stopper: pickled before its private service listened (%s): the copy lets every trial continue", self._service.error or "not started in time")
         return {"url": url, "config": self._config, "timeout": self._timeout, "study": self._study, "keep_payload": self._keep_payload}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
