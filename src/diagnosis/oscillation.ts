@@ -1,13 +1,17 @@
 /**
  * HO — heavy oscillation.
  *
- * For each metric m in `metrics` (train and val loss), over the last `window` values W:
+ * For each metric m in `metrics` (by default the train loss only), over the last `window` values W:
  *   fires when slope(W) / mean(W) >= relative_slope_min and CV(W) > cv_min   (rule oscillation)
  * slope = least-squares slope per step; a window with a non-positive mean is skipped.
- * Defaults: window = 6 (wd_ho), relative_slope_min = 0.01, cv_min = 0.4 (the reference's p_ho2 is 0.2;
- *   calibrated, docs/benchmarks.md#defaults).
+ * Defaults: metrics = [train_loss], window = 6 (wd_ho), relative_slope_min = 0.01, cv_min = 0.4
+ *   (the reference's p_ho2 is 0.2; calibrated, docs/benchmarks.md#defaults). The val loss is
+ *   left out by default: a classifier's val loss can swing and climb late (over-confident
+ *   mistakes) while its accuracy stays among the best (a CNN ending at 0.87 val accuracy,
+ *   docs/benchmarks.md#diagnosis-across-tasks); the optimizer's own loss is what oscillates
+ *   when the step size is too large.
  * Stage: second half (step >= floor(0.5 * max_steps)). Persistence: 2. Protected: no.
- * Source: BTTackler reference (ho_rule_train, ho_rule_val).
+ * Source: BTTackler reference (ho_rule_train; its ho_rule_val is opt-in here).
  * Differences from the reference: its slope threshold (0.01 loss units per epoch) is
  *   absolute, so it means different things for MSE and cross-entropy; the slope is
  *   divided here by the window's mean, which makes the rule scale-free. A detection

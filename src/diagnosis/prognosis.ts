@@ -22,11 +22,19 @@
  * Formula: fires when at least `min_finished` trials finished, at least `min_outcomes`
  *   have left, and o is worse than c by more than `margin` x IQR         (rule cannot_reach_top)
  *   i.e. o < c - margin IQR (maximize), o > c + margin IQR (minimize).
+ * The optimistic forecast o is the better of the neighbours' end and, with `trend`, the
+ *   trial's own trend (least-squares slope of its last `window` values) carried on to its last
+ *   planned step: a curve still climbing is not written off.
+ * Validation lags: before step floor(val_lag_until * max_steps), the rule waits while
+ *   train_metric < (1 - val_gap) * val_metric at the step: the model learns and validation has
+ *   not caught up (batch-norm CNNs whose val accuracy sits at chance for seven epochs and
+ *   ends at 0.92); the nearest curves of such a trial are those of trials that never learned.
  * When no trial has finished yet it says nothing.
  * Defaults: metric = "objective", neighbors = 5, window = 3, top_share = 0.25,
- *   min_finished = 10, min_outcomes = 20, margin = 0.1; min_step = 3, persistence = 2,
- *   protectable. Stage: every step. Enabled by default: see docs/benchmarks.md for how the
- *   setting was chosen.
+ *   min_finished = 5, min_outcomes = 10, margin = 0.1, trend = true, train_metric =
+ *   train_loss, val_metric = val_loss, val_gap = 0.5, val_lag_until = 0.4; min_step = 5,
+ *   persistence = 2, protectable. Stage: every step. Chosen across tasks:
+ *   docs/benchmarks.md#diagnosis-across-tasks.
  * Source: new in bttackler; learning-curve extrapolation from the study's own curves, in
  *   the spirit of the nearest-neighbour curve forecasts of learning-curve prediction (e.g.
  *   Domhan et al., IJCAI 2015, who fit parametric curves instead), made safe for a live
@@ -34,7 +42,7 @@
  *   cohort protection.
  */
 import { describeObjective, type ObjectiveCandidate, objectiveValue, ruleCandidates } from "./objective.js";
-import type { Finding, RuleContext, Series, SymptomRule } from "./rule.js";
+import { stepAt, validationLags, type Finding, type RuleContext, type Series, type SymptomRule } from "./rule.js";
 import { fmt, percentileOfSorted, searchSorted, slope } from "./stats.js";
 import type { ObjectiveConfig, PrognosisOptions } from "./types.js";
 
@@ -64,6 +72,8 @@ export class PrognosisRule implements SymptomRule {
     const o = this.options;
     const judged = objectiveValue(this.candidates, ctx.payload);
     if (judged === undefined) return [];
+    const patient = ctx.maxSteps === undefined || ctx.step < stepAt(o.val_lag_until, ctx.maxSteps);
+    if (patient && validationLags(ctx, o.train_metric, o.val_metric, o.val_gap)) return [];
     const outcomes = ctx.outcomes(judged.metric);
     if (outcomes === undefined || outcomes.finished.length < o.min_finished) return [];
     const left = outcomes.finished.length + outcomes.departed.length;

@@ -6,9 +6,9 @@
  * applied by the engine around every rule in the same way, so a rule file holds
  * only its formula.
  */
-import type { Evidence, LayerIndicators, PayloadV1, RuleOptions, SymptomCode } from "./types.js";
+import type { Evidence, LayerIndicators, PayloadV1, ProgressGuardOptions, RuleOptions, SymptomCode } from "./types.js";
 import type { PeerView } from "./peers.js";
-import { finite } from "./stats.js";
+import { finite, fmt, relativeFall } from "./stats.js";
 
 /** One condition of a family that holds at this step. */
 export interface Finding {
@@ -137,4 +137,40 @@ export function hiddenLayerColumn(payload: PayloadV1, field: LayerField, exclude
     column.names.pop();
   }
   return column;
+}
+
+/**
+ * Whether a rule's indicator may be read as a symptom at this step (docs/symptoms.md#progress-guard):
+ * `blocked` while the trial's loss fell by progress_min or more (relative) over the last
+ * progress_window steps, or while it has not yet been reported for progress_window + 1 steps;
+ * `open` when it fell less (or rose). A study whose payloads never carry the metric has no guard
+ * (`open`, with `fall` undefined): the indicator alone decides, as without the guard; so does
+ * progress_window 0 (the guard off).
+ */
+export function progressGuard(ctx: RuleContext, o: ProgressGuardOptions): { open: boolean; fall?: number } {
+  if (o.progress_window === 0) return { open: true };
+  const values = ctx.series(o.progress_metric).values;
+  if (values.length === 0) return { open: true };
+  const fall = relativeFall(values, o.progress_window);
+  if (fall === undefined) return { open: false };
+  return { open: fall < o.progress_min, fall };
+}
+
+/** The clause a message adds when the progress guard was open: how little the loss fell. */
+export function progressClause(o: ProgressGuardOptions, fall: number | undefined): string {
+  return fall === undefined ? "" : ` while ${o.progress_metric} fell ${fmt(100 * fall)} % over ${o.progress_window} steps (progress from ${fmt(100 * o.progress_min)} %)`;
+}
+
+/**
+ * Whether validation lags training at this step: `train` lies more than `gap` (a fraction)
+ * below `val` (train < (1 - gap) * val, both reported at this step). The model is learning
+ * and validation has not caught up (batch norm's running statistics settling, heavy dropout),
+ * so a judgement by the validation curve waits. False when either is missing or gap is 1.
+ */
+export function validationLags(ctx: RuleContext, train: string, val: string, gap: number): boolean {
+  if (!(gap < 1)) return false;
+  const t = ctx.series(train);
+  const v = ctx.series(val);
+  if (t.steps.at(-1) !== ctx.step || v.steps.at(-1) !== ctx.step) return false;
+  return (t.values.at(-1) as number) < (1 - gap) * (v.values.at(-1) as number);
 }

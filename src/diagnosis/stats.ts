@@ -37,6 +37,20 @@ export function cv(xs: readonly number[]): number | undefined {
   return std(xs) / m;
 }
 
+/**
+ * How much a curve fell over its last `window` steps, relative to where it was:
+ * (v[n-1-window] - v[n-1]) / |v[n-1-window]|; negative when it rose. Undefined when the
+ * curve has `window` values or fewer, `window` is below 1, or the value `window` steps back is 0.
+ */
+export function relativeFall(values: readonly number[], window: number): number | undefined {
+  const n = values.length;
+  if (window < 1 || n <= window) return undefined;
+  const before = values[n - 1 - window] as number;
+  const now = values[n - 1] as number;
+  if (before === 0) return undefined;
+  return (before - now) / Math.abs(before);
+}
+
 export function median(xs: readonly number[]): number {
   const s = sortedCopy(xs);
   const n = s.length;

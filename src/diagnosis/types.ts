@@ -152,6 +152,16 @@ export interface RuleOptions {
   protectable: boolean;
 }
 
+/** The options of a rule whose symptom needs its effect on the loss: a trial still making progress is not confirmed. */
+export interface ProgressGuardOptions {
+  /** The loss whose fall is progress (minimized), e.g. train_loss. */
+  progress_metric: string;
+  /** Steps over which the fall is measured. */
+  progress_window: number;
+  /** The relative fall over the window at or above which the trial is making progress. */
+  progress_min: number;
+}
+
 export interface NonFiniteOptions extends RuleOptions {
   /** Metric names whose non-finite value is ignored (e.g. an optional score that may legitimately be NaN). */
   ignore_metrics: string[];
@@ -162,7 +172,7 @@ export interface ExplodingGradientOptions extends RuleOptions {
   ratio_median_max: number;
 }
 
-export interface VanishingGradientOptions extends RuleOptions {
+export interface VanishingGradientOptions extends RuleOptions, ProgressGuardOptions {
   grad_median_min: number;
   ratio_median_min: number;
   zero_layer_grad: boolean;
@@ -180,6 +190,21 @@ export interface SlowConvergenceOptions extends RuleOptions {
   early_min_points: number;
   /** Whether the early check (flat_curve) also runs on val_metric. */
   early_val_check: boolean;
+  /** The val curve is not checked while the train loss lies more than this fraction below the val loss (train learns, val lags). */
+  early_val_gap: number;
+  /** The val curve's wait (early_val_gap) ends at step floor(early_val_lag_until * max_steps). */
+  early_val_lag_until: number;
+  /** Steps over which a curve's fall is measured; a curve that fell by early_progress_min or more over them is not flat. */
+  early_progress_window: number;
+  early_progress_min: number;
+  /**
+   * A curve is called flat only when at least this share of the study's trials at the step
+   * (peers, src/diagnosis/peers.ts) have a lower value: a trial ahead of most of its study is
+   * not stuck, however slowly it moves. 0 turns the comparison off.
+   */
+  early_behind_share_min: number;
+  /** Peers needed at the step for the comparison; with fewer, the curve alone decides. */
+  early_min_peers: number;
   late_min_points: number;
   /** Where the late check starts, as a fraction of max_steps. */
   late_start: number;
@@ -211,7 +236,7 @@ export interface DivergenceOptions extends RuleOptions {
   factor: number;
 }
 
-export interface UpdateRatioOptions extends RuleOptions {
+export interface UpdateRatioOptions extends RuleOptions, ProgressGuardOptions {
   median_max: number;
   median_min: number;
 }
@@ -256,6 +281,12 @@ export interface PrognosisOptions extends RuleOptions {
   margin: number;
   /** Whether the trial's own trend, carried on to its last planned step, also bounds the optimistic forecast. */
   trend: boolean;
+  /** The rule waits while train_metric < (1 - val_gap) * val_metric at the step (validation lags training); 1 turns this off. */
+  train_metric: string;
+  val_metric: string;
+  val_gap: number;
+  /** The wait for a lagging validation ends at step floor(val_lag_until * max_steps); without max_steps it never ends. */
+  val_lag_until: number;
 }
 
 export interface RulesConfig {

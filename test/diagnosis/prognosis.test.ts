@@ -40,13 +40,14 @@ describe("PROG rule formula", () => {
       5,
       3,
       0.25,
+      5,
       10,
-      20,
       0.1,
       5,
       2,
       true,
     ]);
+    expect([o.train_metric, o.val_metric, o.val_gap, o.val_lag_until]).toEqual(["train_loss", "val_loss", 0.5, 0.4]);
   });
 
   it.each(["maximize", "minimize"] as const)("stops a trial whose nearest finished curves all end below the top quartile, not one that follows a winner (%s)", (direction) => {
@@ -70,6 +71,26 @@ describe("PROG rule formula", () => {
     expect(symptom.message).toMatch(/forecast .* from the 2 finished trials with the nearest curves; even .* misses the top 25 % \(at (least|most) .*, over 6 trials that left the study\)/);
     const winner = flip(rising(0.32, 0.92));
     for (let s = 0; s < 5; s++) expect(tags(engine.report("follows-w1", at(s, winner[s]!, metric)))).toEqual([]);
+  });
+
+  it("waits while validation lags training (train loss below half the val loss), until floor(val_lag_until x max_steps)", () => {
+    /** The step at which the lagging trial is stopped, or -1. */
+    const stoppedAt = (prog: Record<string, unknown>, trainLoss = 0.4): number => {
+      const engine = progEngine(prog);
+      finish(engine, "w1", rising(0.3, 0.9));
+      finish(engine, "w2", rising(0.35, 0.95));
+      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+      // val accuracy like the mediocre ones', while the train loss is far below the val loss (0.4 < 0.5 x 2.3)
+      const slow = rising(0.1, 0.5);
+      for (let s = 0; s < STEPS; s++) {
+        if (engine.report("lagging", { step: s, metrics: { val_acc: slow[s]!, train_loss: trainLoss, val_loss: 2.3 } }).stop) return s;
+      }
+      return -1;
+    };
+    expect(stoppedAt({})).toBe(4); // waits at steps 2-3; floor(0.4 x 10) = 4
+    expect(stoppedAt({ val_lag_until: 0.7 })).toBe(7);
+    expect(stoppedAt({ val_gap: 1 })).toBe(2); // no wait
+    expect(stoppedAt({}, 1.2)).toBe(2); // 1.2 is not below 0.5 x 2.3: validation does not lag
   });
 
   it("spares a trial that misses the cut by less than margin x the outcomes' interquartile range", () => {

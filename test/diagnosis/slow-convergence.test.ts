@@ -220,3 +220,46 @@ describe("SC in the engine", () => {
     expect(verdicts.some((v) => v.stop)).toBe(false);
   });
 });
+
+/** The shipped early-check forms (docs/symptoms.md#sc): a curve still falling, a lagging validation, a trial ahead of its study. */
+describe("SC early check: the forms chosen across tasks", () => {
+  const SHIPPED = { early_cv_min: 0.01, early_min_points: 5, early_val_check: true, early_progress_window: 3, early_progress_min: 0.003, early_val_gap: 0.1, early_val_lag_until: 0.4, early_behind_share_min: 0.5, early_min_peers: 10 };
+  const early = (train: number[], val: number[], sc: Record<string, unknown> = {}) =>
+    rule({ SC: { ...SHIPPED, ...sc } })
+      .check(ctxFrom(curves(train, val), 20))
+      .map((f) => f.message.split(" ")[0]);
+
+  it("does not call a curve flat while it falls by early_progress_min over early_progress_window steps (a late bloomer)", () => {
+    const bloomer = [2.305, 2.302, 2.3, 2.296, 2.29]; // CV 0.002, fell 0.52 % over 3 steps
+    const stuck = [2.3026, 2.3025, 2.3026, 2.3025, 2.3024];
+    expect(early(bloomer, bloomer)).toEqual([]);
+    expect(early(stuck, stuck)).toEqual(["train_loss", "val_loss"]);
+    expect(early(bloomer, bloomer, { early_progress_window: 0 })).toEqual(["train_loss", "val_loss"]);
+    expect(early(bloomer, bloomer, { early_progress_min: 0.01 })).toEqual(["train_loss", "val_loss"]);
+  });
+
+  it("waits for early_min_points values", () => {
+    const stuck = [2.3026, 2.3025, 2.3026, 2.3025, 2.3024];
+    expect(early(stuck.slice(0, 4), stuck.slice(0, 4))).toEqual([]);
+  });
+
+  it("skips the val curve while validation lags training, until floor(early_val_lag_until x max_steps)", () => {
+    const train = [2.1, 1.6, 1.3, 1.1, 0.95, 0.9, 0.85, 0.8, 0.75]; // far below the val loss
+    const val = [2.301, 2.3, 2.301, 2.302, 2.303, 2.302, 2.301, 2.302, 2.303];
+    expect(early(train.slice(0, 8), val.slice(0, 8))).toEqual([]); // step 7 < floor(0.4 x 20) = 8
+    expect(early(train, val)).toEqual(["val_loss"]); // step 8: the wait is over
+    expect(early(train.slice(0, 8), val.slice(0, 8), { early_val_gap: 1 })).toEqual(["val_loss"]);
+  });
+
+  it("does not call a curve flat when fewer than early_behind_share_min of the study's trials at the step are lower", () => {
+    const run = (cohort: number[]): string[] => {
+      const engine = new DiagnosisEngine(onlyRules(["SC"], { max_steps: 20, protection: { enabled: false }, rules: { SC: { ...SHIPPED, early_val_check: false, persistence: 1 } } }));
+      const flat = [2.9, 2.89, 2.89, 2.89, 2.89];
+      cohort.forEach((v, i) => feed(engine, `peer${i}`, curve(flat.map(() => v))));
+      return feed(engine, "t", curve(flat)).flatMap((v) => tags(v));
+    };
+    expect(run(Array<number>(10).fill(3.58))).toEqual([]); // ahead of every trial of its study: slow, not stuck
+    expect(run(Array<number>(10).fill(1.5))).toEqual(["SC:flat_curve:stop"]); // behind every trial: stuck
+    expect(run(Array<number>(9).fill(3.58))).toEqual(["SC:flat_curve:stop"]); // fewer than early_min_peers: the curve alone decides
+  });
+});

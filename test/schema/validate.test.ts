@@ -151,7 +151,7 @@ describe("resolveConfig", () => {
   it("gives independent objects on every call", () => {
     const a = defaultConfig();
     a.rules.HO.metrics.push("x");
-    expect(defaultConfig().rules.HO.metrics).toEqual(["train_loss", "val_loss"]);
+    expect(defaultConfig().rules.HO.metrics).toEqual(["train_loss"]);
   });
 
   it.each([
