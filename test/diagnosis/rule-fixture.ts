@@ -24,8 +24,9 @@ interface Checks {
 }
 
 /** `check(values, overrides)`: the findings at `step` on layers that carry only `field` (one value per layer, input side first). */
-export function layerCheck(rule: (overrides?: RuleOverrides) => Checks, field: LayerField, step: number) {
-  return (values: readonly Measured[], overrides: RuleOverrides = {}): Finding[] => rule(overrides).check(ctxOf({ step, layers: layersWith(field, values) }));
+export function layerCheck(rule: (overrides?: RuleOverrides) => Checks, field: LayerField, step: number, maxSteps?: number) {
+  return (values: readonly Measured[], overrides: RuleOverrides = {}): Finding[] =>
+    rule(overrides).check(ctxOf({ step, layers: layersWith(field, values) }, maxSteps));
 }
 
 /** `check(values, overrides, metric)`: the findings at the last step of a metric curve (one payload per value). */
