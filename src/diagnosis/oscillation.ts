@@ -8,7 +8,7 @@
  *   (the reference's p_ho2 is 0.2; calibrated, docs/benchmarks.md#defaults). The val loss is
  *   left out by default: a classifier's val loss can swing and climb late (over-confident
  *   mistakes) while its accuracy stays among the best (a CNN ending at 0.87 val accuracy,
- *   docs/benchmarks.md#diagnosis-across-tasks); the optimizer's own loss is what oscillates
+ *   docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out); the optimizer's own loss is what oscillates
  *   when the step size is too large.
  * Stage: second half (step >= floor(0.5 * max_steps)). Persistence: 2. Protected: no.
  * Source: BTTackler reference (ho_rule_train; its ho_rule_val is opt-in here).

@@ -34,7 +34,7 @@
  *   min_finished = 5, min_outcomes = 10, margin = 0.1, trend = true, train_metric =
  *   train_loss, val_metric = val_loss, val_gap = 0.5, val_lag_until = 0.4; min_step = 5,
  *   persistence = 2, protectable. Stage: every step. Chosen across tasks:
- *   docs/benchmarks.md#diagnosis-across-tasks.
+ *   docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out.
  * Source: new in bttackler; learning-curve extrapolation from the study's own curves, in
  *   the spirit of the nearest-neighbour curve forecasts of learning-curve prediction (e.g.
  *   Domhan et al., IJCAI 2015, who fit parametric curves instead), made safe for a live

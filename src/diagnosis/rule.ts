@@ -158,7 +158,8 @@ export function progressGuard(ctx: RuleContext, o: ProgressGuardOptions): { open
 
 /** The clause a message adds when the progress guard was open: how little the loss fell. */
 export function progressClause(o: ProgressGuardOptions, fall: number | undefined): string {
-  return fall === undefined ? "" : ` while ${o.progress_metric} fell ${fmt(100 * fall)} % over ${o.progress_window} steps (progress from ${fmt(100 * o.progress_min)} %)`;
+  if (fall === undefined) return "";
+  return ` while ${o.progress_metric} ${fall < 0 ? "rose" : "fell"} ${fmt(100 * Math.abs(fall))} % over ${o.progress_window} steps (progress from ${fmt(100 * o.progress_min)} %)`;
 }
 
 /**

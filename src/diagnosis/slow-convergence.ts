@@ -29,7 +29,7 @@
  *   linear decline the second half's CV is larger (same spread, smaller mean). Healthy
  *   curves trip it (seen in real NNI runs of the mnist example).
  * Stage: whole run, split at late_start (needs max_steps). Persistence: 1. Protected: no
- *   (chosen across tasks, docs/benchmarks.md#diagnosis-across-tasks).
+ *   (chosen across tasks, docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out).
  * Source: BTTackler reference (sc_rule_early, sc_rule_late_train, sc_rule_late_val).
  * Differences from the reference: the early check also on the val loss, and not on a curve
  *   that is still falling; the late check is opt-in.
@@ -74,7 +74,7 @@ export class SlowConvergenceRule implements SymptomRule {
       const behind = this.behindShare(ctx, metric, values[values.length - 1] as number);
       if (behind !== undefined && behind.share < o.early_behind_share_min) return [];
       const among = behind === undefined ? "" : `, behind ${fmt(100 * behind.share)} % of the ${behind.size} trials at step ${ctx.step}`;
-      const fell = fall === undefined ? "" : `, fell ${fmt(100 * fall)} % over the last ${o.early_progress_window} steps`;
+      const fell = fall === undefined ? "" : `, ${fall < 0 ? "rose" : "fell"} ${fmt(100 * Math.abs(fall))} % over the last ${o.early_progress_window} steps`;
       return [
         {
           rule: "flat_curve",

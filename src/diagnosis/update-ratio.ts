@@ -12,7 +12,7 @@
  *   median_min = 1e-7, min_step = 1 (epoch 0 includes the move away from initialisation);
  *   progress_metric = train_loss, progress_window = 2, progress_min = 1e-3.
  *   The per-batch rule of thumb is ~1e-3; these bounds are per epoch and deliberately wide.
- * Stage: every step. Persistence: 1. Protected: no (chosen across tasks, docs/benchmarks.md#diagnosis-across-tasks).
+ * Stage: every step. Persistence: 1. Protected: no (chosen across tasks, docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out).
  * Source: docs/symptoms.md#uwr, new in bttackler (Karpathy's update/weight heuristic).
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";

@@ -14,7 +14,7 @@
  *   (the reference's p_vg1 and p_vg2); progress_metric = train_loss, progress_window = 2,
  *   progress_min = 1e-3 (so the rule first speaks at step 2).
  * Stage: first half (step < floor(0.5 * max_steps)). Persistence: 1. Protected: no (chosen
- *   across tasks, docs/benchmarks.md#diagnosis-across-tasks).
+ *   across tasks, docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out).
  * Source: BTTackler reference (vg_rule1, vg_rule2); DeepDiagnosis (ICSE'22) uses
  *   mean|dW| < 1e-7, AUTOTRAINER a first/last ratio < 1e-3.
  * Differences from the reference: the progress guard.

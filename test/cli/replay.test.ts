@@ -207,7 +207,7 @@ describe("bttackler replay (child process)", () => {
         firstStop.set(trial, `${String(v.step)} ${[...new Set(codes)].join(",")}`);
       }
     }
-    expect(Object.fromEntries(firstStop)).toEqual({ vanishing: "0 VG", exploding: "3 EG", "nan-loss": "5 NF" });
+    expect(Object.fromEntries(firstStop)).toEqual({ vanishing: "2 VG", exploding: "3 EG", "nan-loss": "5 NF" });
   });
 
   it("prints help for the program and for replay, and exits 2 on a usage error", async () => {

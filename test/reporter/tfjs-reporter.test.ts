@@ -56,8 +56,8 @@ function tensorCounter(): tf.Callback & { counts: number[] } {
   return new Counter();
 }
 
-function diagnose(payloads: PayloadV1[]): Verdict[] {
-  const engine = new DiagnosisEngine(resolveConfig({}));
+function diagnose(payloads: PayloadV1[], config: Record<string, unknown> = {}): Verdict[] {
+  const engine = new DiagnosisEngine(resolveConfig(config));
   return payloads.map((p) => engine.report("trial", validatePayload(p)));
 }
 
@@ -234,22 +234,27 @@ describe.each(BACKENDS)("tfjsReporter on the %s backend", (backend) => {
     expect(reporter.payloads[2]?.layers?.every((l) => l.grad_abs_mean === 0)).toBe(true);
     expect(reporter.payloads[2]?.layers?.[0]?.bias_grad_zero_frac).toBe(1);
     const stop = diagnose(reporter.payloads).find((v) => v.stop);
-    // with the calibrated defaults VG and UWR need one detection: the first step with zero gradients stops it
-    expect(stop?.step).toBe(1);
-    // every gradient is 0 (VG), the weights stop moving (UWR); no unit receives gradient (DEAD, from the bias gradients) is watched
+    // UWR's progress guard reads three values of a loss that no longer falls, so the stop comes at step 2: the weights
+    // stop moving (UWR) and no unit receives gradient (DEAD, from the bias gradients, confirmed at its second
+    // detection). VG's stage, the first half of 4 epochs, ends before its guard has three losses.
+    expect(stop?.step).toBe(2);
     const codes = stop?.symptoms.filter((s) => s.action === "stop").map((s) => s.code) ?? [];
-    expect(new Set(codes)).toEqual(new Set(["VG", "UWR"]));
-    expect(stop?.symptoms.some((s) => s.code === "DEAD" && s.action === "watch")).toBe(true);
+    expect(new Set(codes)).toEqual(new Set(["UWR", "DEAD"]));
   });
 
   it("shows vanishing gradients for a deep sigmoid net with a tiny initialisation", async () => {
     const model = mlp({ depth: 8, width: 16, activation: "sigmoid", init: tf.initializers.randomNormal({ stddev: 0.01 }), optimizer: "sgd", lr: 0.01 });
     const reporter = tfjsReporter(tf, { sampleEvery: 1, maxSteps: 20 });
     await model.fit(xs, ys, { epochs: 2, batchSize: 64, verbose: 0, callbacks: [reporter] });
-    const verdicts = diagnose(reporter.payloads.map((p) => ({ ...p, max_steps: 20 })));
-    const vg = verdicts.flatMap((v) => v.symptoms).filter((s) => s.code === "VG");
+    // the lower layers' gradients vanish (median far below 1e-5) while the output layer still learns the class
+    // priors, so the loss falls (2.41, 2.40): VG's progress guard holds the symptom back then; without it, VG sees it
+    const payloads = reporter.payloads.map((p) => ({ ...p, max_steps: 20 }));
+    const vg = diagnose(payloads, { rules: { VG: { progress_window: 0 } } })
+      .flatMap((v) => v.symptoms)
+      .filter((s) => s.code === "VG");
     expect(vg.length).toBeGreaterThan(0);
     expect(vg[0]?.evidence.value).toBeLessThan(vg[0]?.evidence.threshold as number);
+    expect(diagnose(payloads).flatMap((v) => v.symptoms).filter((s) => s.code === "VG")).toEqual([]);
   });
 
   it.runIf(backend === "cpu")("runs the same way on the wasm backend, adding no tensors per epoch", async () => {

@@ -26,8 +26,9 @@ HERE = Path(__file__).resolve()
 MAX_STEPS = 20
 HEALTHY = [{"name": "dense1", "grad_abs_mean": 1e-3}, {"name": "dense2", "grad_abs_mean": 1.1e-3}]
 VANISHING = [{"name": "dense1", "grad_abs_mean": 3e-6}, {"name": "dense2", "grad_abs_mean": 3e-6}]
-# VG as a soft rule: protection can shield a trial from it
-CONFIG = {"rules": {"VG": {"protectable": True, "persistence": 2}}}
+# VG as a soft rule: protection can shield a trial from it; without its progress guard (the probe's loss falls,
+# which would hold VG back before protection is even asked)
+CONFIG = {"rules": {"VG": {"protectable": True, "persistence": 2, "progress_window": 0}}}
 
 
 def worker(storage: str, study_name: str, url: str, role: str, n_trials: int) -> None:
