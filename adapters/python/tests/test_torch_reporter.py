@@ -118,6 +118,35 @@ def test_a_relu_network_matches_a_naive_reference() -> None:
     assert 0 < payload["layers"][1]["grad_zero_frac"] < 1  # ReLU zeroes some inputs of the middle layer
 
 
+def test_buffers_are_reused_and_every_epoch_is_right() -> None:
+    """The starting weights and (on the CPU) the gradients' signs live in buffers written in place from epoch to epoch
+    (an epoch allocates nothing the size of the model); each epoch's weight fields still match a reference."""
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    reporter = TorchReporter(model, optimizer, sample_every=2)
+    params = dict(model.named_parameters())
+    pointers = []
+    for epoch in range(3):
+        start = {n: p.detach().clone() for n, p in params.items()}
+        seen = []
+        for batch in range(5):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(torch.randn(8, 5)), torch.randint(0, 3, (8,))).backward()
+            if batch % 2 == 0:
+                seen.append({n: p.grad.clone() for n, p in params.items()})
+            optimizer.step()
+        pointers.append(([b.data_ptr() for b in reporter._start_buffers], [t.data_ptr() for ts in reporter._scratch.values() for t in ts]))
+        payload = reporter.end_epoch()
+        for layer in payload["layers"]:
+            name, w = layer["name"], params[layer["name"]].detach()
+            assert layer["update_ratio"] == pytest.approx(((w - start[name]).norm() / start[name].norm()).item(), rel=1e-5), (epoch, name)
+            assert layer["weight_abs_mean"] == pytest.approx(w.abs().mean().item(), rel=1e-6)
+            for field, value in reference_stats(seen, name).items():
+                assert layer[field] == pytest.approx(value, rel=1e-5, abs=1e-9), (epoch, name, field)
+    assert pointers[0] == pointers[1] == pointers[2] and pointers[0][1]
+
+
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches: int = 25) -> torch.Tensor:
     total = torch.zeros(())
     for _ in range(batches):
@@ -262,6 +291,18 @@ def test_bad_arguments_are_refused_up_front() -> None:
         TorchReporter(torch.nn.BatchNorm1d(3))
     with pytest.raises(ValueError, match="one-element tensor"):
         TorchReporter(model).end_epoch({"train_loss": torch.ones(3)})
+
+
+def test_cuda_graph_is_checked_and_the_cpu_stays_eager() -> None:
+    model = one_layer([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(TypeError, match="cuda_graph must be True, False or None"):
+        TorchReporter(model, cuda_graph="yes")  # type: ignore[arg-type]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    reporter = TorchReporter(model, optimizer, sample_every=1, cuda_graph=True)
+    for _ in range(3):  # a graph would be captured at the second sampled step: not on the CPU
+        sum_step(model, optimizer, [[1.0, 0.0], [3.0, 0.0]])
+    assert reporter._graph is None
+    assert reporter.end_epoch()["layers"][0]["grad_abs_mean"] == pytest.approx(2.0)
 
 
 def test_payloads_are_accepted_by_the_real_service(client: BTTacklerClient) -> None:

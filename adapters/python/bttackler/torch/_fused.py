@@ -17,7 +17,7 @@ non-finite test at no extra cost.
 from __future__ import annotations
 
 import math
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 
@@ -38,10 +38,15 @@ def _foreach_sign(tensors: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         return [torch.sign(t) for t in tensors]
 
 
-def gradient_norms(tensors: Sequence[torch.Tensor]) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
-    """Per tensor: sum |x|, the number of entries != 0, max |x| (0-dim float32 tensors), in 4 fused launches."""
+def gradient_norms(tensors: Sequence[torch.Tensor], scratch: Optional[Sequence[torch.Tensor]] = None) -> Tuple[List[torch.Tensor], List[torch.Tensor], List[torch.Tensor]]:
+    """Per tensor: sum |x|, the number of entries != 0, max |x| (0-dim float32 tensors), in 4 fused launches.
+    ``scratch``: tensors shaped like ``tensors`` that take their signs (else new ones are allocated)."""
     tensors = list(tensors)
-    return _foreach_norm(tensors, 1), _foreach_norm(_foreach_sign(tensors), 1), _foreach_norm(tensors, INF)
+    if scratch is None:
+        signs = _foreach_sign(tensors)
+    else:
+        signs = [torch.sign(t, out=s) for t, s in zip(tensors, scratch)]
+    return _foreach_norm(tensors, 1), _foreach_norm(signs, 1), _foreach_norm(tensors, INF)
 
 
 def _foreach_add_(targets: List[torch.Tensor], values: List[torch.Tensor]) -> None:

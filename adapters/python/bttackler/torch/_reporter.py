@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 import torch
 
+from . import _graph
 from ._fused import _foreach_add_, _foreach_maximum_, gradient_norms, gradient_stats, norms
 
 logger = logging.getLogger("bttackler.torch")
@@ -34,6 +35,12 @@ class TorchReporter:
     max |gradient| and a non-finite count to accumulators on the model's device, with one fused
     multi-tensor kernel per statistic for all layers. :meth:`end_epoch` adds the weights' mean |W|
     and the update ratio, and reads everything back in **one** device-to-host transfer.
+
+    On CUDA a sampled step's statistics are captured once into a CUDA graph (from the second
+    sampled step on), so that a sampled step costs two launches instead of about fifteen; the
+    graph keeps one copy of the tracked gradients. ``cuda_graph=None`` (the default) uses it for
+    models of up to 256 MiB of tracked gradients, ``True`` always, ``False`` never. The values
+    are the same either way; without a scaler only (the AMP path stays eager).
 
     With ``optimizer`` given, a step pre-hook observes the gradients just before every
     ``optimizer.step()``. Under AMP give ``scaler`` (a ``torch.amp.GradScaler``) instead and call
@@ -78,6 +85,7 @@ class TorchReporter:
         max_steps: Optional[int] = None,
         scaler: Any = None,
         update_ratio_floor: float = 1e-12,
+        cuda_graph: Optional[bool] = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {model!r} ({type(model).__name__})")
@@ -91,6 +99,9 @@ class TorchReporter:
         if scaler is not None and not callable(getattr(scaler, "unscale_", None)):
             raise TypeError(f"scaler must be a torch.amp.GradScaler or None, got {scaler!r} ({type(scaler).__name__})")
         self.scaler = scaler
+        if cuda_graph is not None and not isinstance(cuda_graph, bool):
+            raise TypeError(f"cuda_graph must be True, False or None, got {cuda_graph!r}")
+        self.cuda_graph = cuda_graph
         self.model = model
         named = list(model.named_parameters())
         if layers is None:
@@ -117,6 +128,15 @@ class TorchReporter:
         self._started_at = time.perf_counter()
         self._buffer: Optional[torch.Tensor] = None
         self._cells: Dict[Tuple[int, ...], Tuple[List[torch.Tensor], List[torch.Tensor]]] = {}
+        # Kept across epochs and written in place, so that an epoch allocates nothing the size of the model: on the CPU,
+        # large blocks freed and allocated again make the allocator hand pages back to the system and fault them in
+        # again, which slowed the training's own steps (docs/performance.md)
+        self._start_buffers: Optional[List[torch.Tensor]] = None
+        self._scratch: Dict[Tuple[int, ...], List[torch.Tensor]] = {}
+        self._graph: Optional[_graph.SampleGraph] = None
+        self._graph_ok = cuda_graph is not False and self.scaler is None and _graph.available()
+        self._graph_warm = False  # one eager sampled step first (lazy initialisations stay out of the capture)
+        self._graph_captures = 0
         self._reset()
 
     # -- the epoch ------------------------------------------------------------------------------
@@ -151,7 +171,7 @@ class TorchReporter:
         self._acc = self._buffer
         self._views = self._cells
         with torch.no_grad():
-            self._start = _copies([p.detach() for p in self._params])
+            self._start = self._start_buffers = _copies_into(self._start_buffers, [p.detach() for p in self._params])
 
     def _on_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self.observe()
@@ -194,7 +214,8 @@ class TorchReporter:
         self._observed += 1
 
     def _accumulate(self, present: Tuple[int, ...], grads: List[torch.Tensor]) -> None:
-        """The common case (no scaler, one device): six fused launches, straight into the accumulator's cells.
+        """The common case (no scaler, one device): six fused calls, straight into the accumulator's cells,
+        or on CUDA (every layer present) one replay of their graph.
 
         A NaN or infinity poisons the layer's sums for the epoch, which then read as null (measured, non-finite)."""
         views = self._views.get(present)
@@ -204,9 +225,54 @@ class TorchReporter:
             views = ([acc[_SUM_ABS, i] for i in present] + [acc[_SUM_NONZERO, i] for i in present], [acc[_MAX, i] for i in present])
             self._views[present] = views
         sums, maxima = views
-        l1, nonzero, largest = gradient_norms(grads)
+        if self._graph_ok and len(present) == len(self._params) and self._graphed(grads, sums, maxima):
+            return
+        l1, nonzero, largest = gradient_norms(grads, self._scratch_for(present, grads))
         _foreach_add_(sums, l1 + nonzero)
         _foreach_maximum_(maxima, largest)
+
+    def _scratch_for(self, present: Tuple[int, ...], grads: List[torch.Tensor]) -> Optional[List[torch.Tensor]]:
+        """On the CPU, buffers shaped like ``grads`` for their signs, kept from sample to sample (None elsewhere:
+        the CUDA caching allocator reuses its blocks by itself)."""
+        if grads[0].device.type != "cpu":
+            return None
+        scratch = self._scratch.get(present)
+        if scratch is None or any(s.shape != g.shape or s.dtype != g.dtype or s.device != g.device for s, g in zip(scratch, grads)):
+            scratch = [torch.empty_like(g, memory_format=torch.contiguous_format) for g in grads]
+            self._scratch = {present: scratch}  # one set: the usual key is every layer
+        return scratch
+
+    def _graphed(self, grads: List[torch.Tensor], sums: List[torch.Tensor], maxima: List[torch.Tensor]) -> bool:
+        """Does the sampled step by the CUDA graph, capturing it first where needed; False: do it eagerly."""
+        acc = self._acc
+        graph = self._graph
+        try:
+            if graph is None or not graph.matches(grads, acc):
+                self._graph = graph = None
+                if not self._graph_wanted(grads):
+                    return False
+                if not self._graph_warm:
+                    self._graph_warm = True
+                    return False
+                self._graph_captures += 1
+                if self._graph_captures > _graph.MAX_CAPTURES:  # the gradients' types or device keep changing
+                    self._graph_ok = False
+                    return False
+                graph = _graph.SampleGraph(grads, sums, maxima, acc)
+                self._graph = graph
+            graph.run(grads)
+            return True
+        except Exception as exc:  # noqa: BLE001 - fall back to the eager statistics for good; nothing was added
+            self._graph, self._graph_ok = None, False
+            logger.info("bttackler.torch: sampling without a CUDA graph (%s: %s)", type(exc).__name__, exc)
+            return False
+
+    def _graph_wanted(self, grads: List[torch.Tensor]) -> bool:
+        if grads[0].device.type != "cuda" or torch.cuda.is_current_stream_capturing():
+            return False  # inside the caller's own capture, its graph records the eager statistics
+        if any(g.layout != torch.strided for g in grads):
+            return False
+        return self.cuda_graph is True or _graph.gradient_bytes(grads) <= _graph.AUTO_MAX_BYTES
 
     def _accumulate_masked(self, present: List[int], grads: List[torch.Tensor]) -> List[int]:
         """With a scaler (a sample whose gradients overflowed is left out) or parameters on several devices."""
@@ -254,6 +320,7 @@ class TorchReporter:
         self._buffer, self._views = self._acc, {}
         self._cells = self._views
         self._device = device
+        self._graph = None
 
     # -- the payload ----------------------------------------------------------------------------
 
@@ -312,8 +379,10 @@ class TorchReporter:
                 same_shape = [i for i in idx if starts[i].shape == weights[i].shape]
                 w_stats = norms(ws, (1,))
                 if len(same_shape) == len(idx):
-                    diff = torch._foreach_sub(ws, [starts[i] for i in idx])
-                    d_stats = torch.cat([norms(diff, (2,)), norms([starts[i] for i in idx], (2,))])
+                    group_starts = [starts[i] for i in idx]
+                    start_norms = norms(group_starts, (2,))
+                    _foreach_sub_(group_starts, ws)  # in place: W_start - W_end, the start copies are not needed after
+                    d_stats = torch.cat([norms(group_starts, (2,)), start_norms])
                 else:
                     d_stats = torch.full((2, len(idx)), math.nan, device=dev)
                 block = torch.cat([w_stats, d_stats]).to(device)
@@ -406,9 +475,31 @@ class TorchReporter:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        self._graph = None
 
     def __repr__(self) -> str:
         return f"TorchReporter({len(self.names)} layers, sample_every={self.sample_every}, step={self.step})"
+
+
+def _copies_into(buffers: Optional[List[torch.Tensor]], tensors: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Copies of ``tensors``, written into ``buffers`` where they match (shape, dtype, device), else new ones."""
+    if buffers is not None and len(buffers) == len(tensors) and all(
+            b.shape == t.shape and b.dtype == t.dtype and b.device == t.device for b, t in zip(buffers, tensors)):
+        try:
+            torch._foreach_copy_(buffers, tensors)
+        except (RuntimeError, TypeError, AttributeError):
+            for b, t in zip(buffers, tensors):
+                b.copy_(t)
+        return buffers
+    return _copies(tensors)
+
+
+def _foreach_sub_(targets: List[torch.Tensor], values: List[torch.Tensor]) -> None:
+    try:
+        torch._foreach_sub_(targets, values)
+    except (RuntimeError, TypeError, AttributeError):
+        for t, v in zip(targets, values):
+            t.sub_(v)
 
 
 def _copies(tensors: List[torch.Tensor]) -> List[torch.Tensor]:
