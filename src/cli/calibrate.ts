@@ -2,9 +2,9 @@
 import { writeFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { isDeepStrictEqual, parseArgs } from "node:util";
-import { calibrate, calibrateAcrossTasks, configDiff, type CalibrationTrial } from "../calibration/index.js";
+import { calibrate, calibrateAcrossTasks, calibrationTrial, configDiff, addFirstLine, type CalibrationTrial } from "../calibration/index.js";
 import type { StudyConfig } from "../diagnosis/types.js";
-import { readTraceFile, taskGoalOf, type TraceTrial } from "../replay/trace-format.js";
+import { readTraceFile, type TraceTrial } from "../replay/trace-format.js";
 import { defaultConfig, resolveConfig } from "../schema/validate.js";
 import { loadConfigFile } from "./config-file.js";
 import { UsageError } from "./usage.js";
@@ -18,6 +18,7 @@ npm run bench:record) to choose rule thresholds whose false-kill rate stays with
                half influences the choice, the evaluation half is reported for information
   outcome      a trial's final val_acc (never test accuracy); hopeless = non-finite or failed,
                or final val_acc <= 0.2; top quartile = final val_acc in the split's best 25 %
+               (docs/benchmarks.md, "Outcomes": one definition with the HPO simulator)
   simulation   all trials of a split interleaved by step through one diagnosis engine, as a
                live study with cohort protection sees them; a trial ends at its first stop
   search       coordinate descent over the rule families (NF excluded): per family a grid
@@ -50,11 +51,6 @@ Docs: docs/benchmarks.md, section "Calibration — bttackler calibrate".
 export interface CalibrateStreams {
   stdout: Writable;
   stderr: Writable;
-}
-
-/** A trace trial as calibration sees it. */
-export function calibrationTrial(t: TraceTrial): CalibrationTrial {
-  return { index: t.trial, payloads: t.epochs.map((e) => e.payload), status: t.status, goal: taskGoalOf(t) };
 }
 
 /** The task a trace line belongs to: its task block's name, else dataset-model (the first recordings: mnist-mlp). */
@@ -117,7 +113,7 @@ export async function calibrateCommand(argv: string[], io: CalibrateStreams): Pr
       if (first !== undefined && !isDeepStrictEqual(first.goal, trial.goal)) {
         throw new UsageError(`${file}: trial ${t.trial} of task ${name} has another objective than the task's first trial`);
       }
-      if (!task.has(t.trial)) task.set(t.trial, trial);
+      addFirstLine(task, trial);
     }
   }
   const total = [...byTask.values()].reduce((n, t) => n + t.size, 0);

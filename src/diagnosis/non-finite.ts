@@ -12,20 +12,9 @@
  *   trial at the step it appears.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
-import { layerName } from "./rule.js";
+import { LAYER_FIELDS, layerName } from "./rule.js";
 import type { LayerIndicators, NonFiniteOptions } from "./types.js";
 import { isNonFinite } from "./stats.js";
-
-const LAYER_FIELDS = [
-  "grad_abs_mean",
-  "grad_abs_max",
-  "grad_zero_frac",
-  "weight_abs_mean",
-  "update_ratio",
-  "act_zero_frac",
-  "act_saturated_frac",
-  "bias_grad_zero_frac",
-] as const;
 
 export class NonFiniteRule implements SymptomRule {
   readonly code = "NF" as const;

@@ -63,6 +63,21 @@ export interface LayerColumn {
 
 export type LayerField = Exclude<keyof LayerIndicators, "name">;
 
+/** One entry per layer field: the compiler refuses this object when a field of LayerIndicators is missing. */
+const LAYER_FIELD_SET: Readonly<Record<LayerField, true>> = {
+  grad_abs_mean: true,
+  grad_abs_max: true,
+  grad_zero_frac: true,
+  weight_abs_mean: true,
+  update_ratio: true,
+  act_zero_frac: true,
+  act_saturated_frac: true,
+  bias_grad_zero_frac: true,
+};
+
+/** Every per-layer indicator of payload v1 (docs/payload.md), in this order. */
+export const LAYER_FIELDS: readonly LayerField[] = Object.keys(LAYER_FIELD_SET) as LayerField[];
+
 export function layerName(layer: LayerIndicators, index: number): string {
   return layer.name ?? `layer[${index}]`;
 }

@@ -10,7 +10,7 @@ import { DiagnosisEngine, type TrialSummary } from "../diagnosis/engine.js";
 import { EngineInputError } from "../diagnosis/errors.js";
 import type { PayloadV1, StudyConfig, TrialEndState, Verdict } from "../diagnosis/types.js";
 import { resolveConfig, ValidationError } from "../schema/validate.js";
-import type { EventStore, StoredEvent } from "../store/sqlite-store.js";
+import type { EventStore, StoredEvent } from "../store/stored-types.js";
 import { storedPayload } from "../store/stored-payload.js";
 import { RpcErrorCode } from "./errors.js";
 import type { Log } from "./log.js";

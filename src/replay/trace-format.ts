@@ -43,6 +43,9 @@
  *   `test_acc: null`; `final` adds `val_loss` and `test_loss`. Without `objective` a recording is
  *   scored on val_acc (higher is better). A string `objective` without a task block is
  *   read as that metric, its direction from its name, hopeless only when non-finite.
+ * - What a trial turned out to be (hopeless, top quartile; which line of a duplicate index
+ *   counts; an "error" trial) is defined once, in src/calibration/outcome.ts
+ *   (docs/benchmarks.md, "Outcomes").
  */
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";

@@ -4,7 +4,7 @@
  * events come from the caller (see src/store/study-log.ts), nothing is read or written here.
  */
 import { SYMPTOM_CODES, type PayloadV1, type SymptomCode, type TrialEndState, type Verdict } from "../diagnosis/types.js";
-import type { BodyFormat, StoredEvent, StoredStudy } from "../store/sqlite-store.js";
+import type { BodyFormat, StoredEvent, StoredStudy } from "../store/stored-types.js";
 import { storedPayload } from "../store/stored-payload.js";
 
 /** How a trial ended (its trial.end state), or "unfinished" when no end was stored (running, or its host died). */

@@ -24,29 +24,17 @@
  * always commits before its events. The main thread's own connection only reads,
  * at start-up.
  */
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
-import type { StudyConfig, TrialEndState } from "../diagnosis/types.js";
+import type { StudyConfig } from "../diagnosis/types.js";
+import type { CheckpointData } from "./checkpoint-thread.js";
+import { createCommit, SCHEMA, type WriterRow } from "./commit.js";
 import { DatabaseLock } from "./database-lock.js";
+import { startThread } from "./start-thread.js";
 import { StoreOpenError } from "./store-errors.js";
+import type { EventStore, StoredEvent, StoredStudy } from "./stored-types.js";
 import { readEvents, readStudies } from "./study-log.js";
-
-/** How a payload row's body is written: the payload's JSON, or a JSON-RPC request with the payload at params.payload. */
-export type BodyFormat = "payload" | "request";
-
-export type StoredEvent =
-  | { study: string; trial: string; kind: "payload"; step: number; body: string; format: BodyFormat; verdict: string }
-  | { study: string; trial: string; kind: "end"; state: TrialEndState };
-
-export interface StoredStudy {
-  study: string;
-  config: StudyConfig;
-  created_at: string;
-}
-
-/** A row for the writer: "e" + an events row, or "s" + a studies row (study, config JSON, created_at). */
-type WriterRow = ["e", ...EventValues] | ["s", string, string, string];
+import type { WriterData, WriterMessage, WriterReply } from "./writer-thread.js";
 
 interface Pending {
   /** null for a barrier that only waits for the commit of what was queued before it. */
@@ -55,150 +43,17 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-/** What the service needs from its durable log. */
-export interface EventStore {
-  studies(): StoredStudy[];
-  events(study: string): Iterable<StoredEvent>;
-  saveStudy(study: string, config: StudyConfig, createdAt: string): Promise<void>;
-  append(event: StoredEvent): Promise<void>;
-  whenCommitted(): Promise<void>;
-  close(): Promise<void>;
-}
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS studies (
-    study TEXT PRIMARY KEY,
-    config TEXT NOT NULL,
-    created_at TEXT NOT NULL
-  );
-  CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY, -- the rowid: rows are never deleted, so it only grows (AUTOINCREMENT would add a write per insert)
-    study TEXT NOT NULL REFERENCES studies(study),
-    trial TEXT NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('payload', 'end')),
-    step INTEGER,
-    body TEXT NOT NULL,
-    format TEXT NOT NULL DEFAULT 'payload' CHECK (format IN ('payload', 'request')),
-    verdict TEXT
-  );
-  CREATE UNIQUE INDEX IF NOT EXISTS events_payload_once ON events(study, trial, step) WHERE kind = 'payload';
-  CREATE UNIQUE INDEX IF NOT EXISTS events_end_once ON events(study, trial) WHERE kind = 'end';
-`;
-
-const INSERT_EVENT = "INSERT OR IGNORE INTO events (study, trial, kind, step, body, format, verdict) VALUES (?, ?, ?, ?, ?, ?, ?)";
-const INSERT_STUDY = "INSERT OR REPLACE INTO studies (study, config, created_at) VALUES (?, ?, ?)";
-/** The row already stored under an event's key (study, trial, kind, step), when an insert was ignored. */
-const STORED_EVENT = "SELECT body, verdict FROM events WHERE study = ? AND trial = ? AND kind = ? AND step IS ?";
-
-/** The statements a commit runs, handed to the writer thread as text. */
-interface CommitSql {
-  insertEvent: string;
-  insertStudy: string;
-  storedEvent: string;
-}
-
-const COMMIT_SQL: CommitSql = { insertEvent: INSERT_EVENT, insertStudy: INSERT_STUDY, storedEvent: STORED_EVENT };
-
 /** `PRAGMA application_id` of a bttackler database ("BTTK"). */
 export const APPLICATION_ID = 0x4254544b;
-
-/** One events row, in INSERT_EVENT's column order. */
-type EventValues = [string, string, "payload" | "end", number | null, string, BodyFormat, string | null];
-
-/**
- * The commit of a batch on a connection: one transaction that stores every row or none.
- * An event whose key (study, trial, step; or study, trial for an end) is already taken
- * by the same row is a re-delivery and passes; by another row, it is a conflict (another
- * writer on the file) and fails the batch, so that nothing is acknowledged that is not
- * what the file holds. The writer thread runs this function's source text: it refers
- * to nothing outside itself.
- */
-function createCommit(db: Database.Database, sql: CommitSql): (rows: WriterRow[]) => void {
-  const insertEvent = db.prepare(sql.insertEvent);
-  const insertStudy = db.prepare(sql.insertStudy);
-  const storedEvent = db.prepare(sql.storedEvent);
-  return db.transaction((rows: WriterRow[]) => {
-    for (const row of rows) {
-      if (row[0] === "s") {
-        insertStudy.run(row.slice(1));
-        continue;
-      }
-      if (insertEvent.run(row.slice(1)).changes === 1) continue;
-      const stored = storedEvent.get(row[1], row[2], row[3], row[4]) as { body: string; verdict: string | null } | undefined;
-      if (stored === undefined || stored.body !== row[5] || stored.verdict !== row[7]) {
-        const what = row[3] === "end" ? "end" : `step ${String(row[4])}`;
-        throw new Error(`conflict: study ${row[1]} trial ${row[2]} ${what} is already stored with other content (another writer on this database?)`);
-      }
-    }
-  });
-}
 
 /** createCommit on the main thread's connection; undefined when its statements do not prepare (the writer then reports why, on every append). */
 function commitOnThisThread(db: Database.Database): ((rows: WriterRow[]) => void) | undefined {
   try {
-    return createCommit(db, COMMIT_SQL);
+    return createCommit(db);
   } catch {
     return undefined;
   }
 }
-
-/**
- * The writer thread. Plain JavaScript evaluated by the Worker so that it runs the same
- * from the sources and from the build; it receives the driver's resolved path, and
- * builds its commit from createCommit's source.
- */
-const WRITER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const Database = require(workerData.driver);
-const createCommit = ${createCommit.toString()};
-let db, commit;
-try {
-  db = new Database(workerData.path);
-  db.pragma("busy_timeout = 10000");
-  db.pragma("synchronous = NORMAL");
-  db.pragma("wal_autocheckpoint = 0");
-  db.exec(workerData.schema); // an in-memory database is private to its connection: this one needs the tables too
-  commit = createCommit(db, workerData.sql);
-} catch (err) {
-  // a SqliteError reaches the main thread as a bare { code }, without its message: throw a plain Error
-  throw new Error(String((err && err.message) || err));
-}
-parentPort.on("message", (m) => {
-  if (m.type === "commit") {
-    try {
-      commit(m.rows);
-      parentPort.postMessage({ type: "done", id: m.id });
-    } catch (err) {
-      parentPort.postMessage({ type: "failed", id: m.id, error: String((err && err.message) || err) });
-    }
-  } else if (m.type === "close") {
-    db.close();
-    parentPort.postMessage({ type: "closed" });
-    parentPort.close();
-  }
-});
-`;
-
-/** The checkpoint thread: copies the WAL into the database once a second without blocking the writer. */
-const CHECKPOINTER = `
-const { parentPort, workerData } = require("node:worker_threads");
-const Database = require(workerData.driver);
-const db = new Database(workerData.path);
-db.pragma("busy_timeout = 10000");
-const timer = setInterval(() => {
-  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch (err) { /* busy: try again at the next tick */ }
-}, workerData.intervalMs);
-parentPort.on("message", (m) => {
-  if (m.type === "close") {
-    clearInterval(timer);
-    try { db.pragma("wal_checkpoint(TRUNCATE)"); } catch (err) { /* leave the WAL for the next start */ }
-    db.close();
-    parentPort.close();
-  }
-});
-`;
-
-type WriterReply = { type: "done"; id: number } | { type: "failed"; id: number; error: string } | { type: "closed" };
 
 function eventRow(e: StoredEvent): WriterRow {
   return e.kind === "payload"
@@ -281,10 +136,10 @@ export class SqliteStore implements EventStore {
     // an in-memory database is private to its connection: only the writer's holds the rows
     this.inlineCommitMaxRows = path === ":memory:" ? 0 : inline;
     this.commitHere = this.inlineCommitMaxRows > 0 ? commitOnThisThread(this.db) : undefined;
-    const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.writer = new Worker(WRITER, { eval: true, workerData: { path, driver, schema: SCHEMA, sql: COMMIT_SQL } });
+    this.writer = startThread(import.meta.url, "writer-thread", { workerData: { path } satisfies WriterData });
     // an in-memory database is private to its connection: nothing to checkpoint from another one
-    this.checkpointer = path === ":memory:" ? undefined : new Worker(CHECKPOINTER, { eval: true, workerData: { path, driver, intervalMs: 1000 } });
+    this.checkpointer =
+      path === ":memory:" ? undefined : startThread(import.meta.url, "checkpoint-thread", { workerData: { path, intervalMs: 1000 } satisfies CheckpointData });
     this.checkpointer?.on("error", () => {
       /* checkpoints are an optimisation; the writer keeps every commit */
     });
@@ -339,7 +194,7 @@ export class SqliteStore implements EventStore {
       new Promise((resolve) => {
         if (worker === undefined || worker.threadId === -1) return resolve();
         worker.once("exit", () => resolve());
-        worker.postMessage({ type: "close" });
+        worker.postMessage({ type: "close" } satisfies WriterMessage);
       });
     await (this.writerError === undefined ? stop(this.writer) : Promise.resolve());
     await stop(this.checkpointer);
@@ -378,7 +233,7 @@ export class SqliteStore implements EventStore {
       return;
     }
     this.inFlight.set(id, batch);
-    this.writer.postMessage({ type: "commit", id, rows });
+    this.writer.postMessage({ type: "commit", id, rows } satisfies WriterMessage);
   }
 
   private onWriterReply(m: WriterReply): void {

@@ -10,7 +10,7 @@
  */
 import Database from "better-sqlite3";
 import type { StudyConfig, TrialEndState } from "../diagnosis/types.js";
-import type { BodyFormat, StoredEvent, StoredStudy } from "./sqlite-store.js";
+import type { BodyFormat, StoredEvent, StoredStudy } from "./stored-types.js";
 
 /** The file is missing, unreadable, or not a bttackler database. */
 export class StudyLogError extends Error {

@@ -18,7 +18,7 @@ import { randomUUID } from "node:crypto";
 import type { PayloadV1 } from "../diagnosis/types.js";
 import { isPlainObject } from "../schema/json.js";
 import { paramsFromEnv } from "./params.js";
-import { RpcFailure, TrialRpcClient } from "../service/ws-client.js";
+import { RpcFailure, TrialRpcClient } from "./ws-client.js";
 import type { FinalValue, HostContext, TrialHost, TrialParams, TrialVerdict } from "./types.js";
 
 export const URL_ENV = "BTTACKLER_URL";

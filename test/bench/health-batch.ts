@@ -6,9 +6,9 @@
  *   npx tsx test/bench/health-batch.ts      (after npm run build)
  */
 import WebSocket from "ws";
-import { startService, stopService } from "../fuzz/service-process.js";
+import { startService, stopService } from "../serve-process.js";
 
-const service = await startService({ db: ":memory:" });
+const service = await startService({ args: ["--db", ":memory:"] });
 const ws = new WebSocket(service.url);
 await new Promise((resolve) => ws.once("open", resolve));
 const batch = JSON.stringify(Array.from({ length: 1000 }, (_, id) => ({ jsonrpc: "2.0", id, method: "service.health" })));

@@ -17,15 +17,14 @@
  * they print), BENCH_TIMELINE=DIR (every request's send time, latency and client, per phase),
  * BENCH_DB_DIR=DIR (where the service's database goes; default the system's temp dir).
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import Database from "better-sqlite3";
 import WebSocket from "ws";
+import { CLI, startService, stopService } from "../serve-process.js";
 
 const { values } = parseArgs({
   options: {
@@ -37,7 +36,6 @@ const { values } = parseArgs({
 const CLIENTS = Number(values.clients);
 const RATES = values.rates.split(",").map(Number);
 const STEPS = Number(values.steps);
-const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
 function payload(step: number, trial: number): Record<string, unknown> {
   const loss = 2.3 * Math.exp(-0.2 * (0.5 + (trial % 10) / 10) * step) + 0.05;
@@ -225,18 +223,10 @@ async function runAgainst(label: string, args: string[], db: string | undefined)
   const nodeArgs = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ") : [];
   // BENCH_SERVICE_STDOUT=FILE keeps what the servers print on stdout (e.g. --trace-gc output), appended to FILE
   const stdoutFile = process.env.BENCH_SERVICE_STDOUT ? openSync(process.env.BENCH_SERVICE_STDOUT, "a") : "ignore";
-  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ["ignore", stdoutFile, "pipe"] });
-  const stderr = child.stderr;
-  if (stderr === null) throw new Error(`${label}: no stderr pipe`);
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    stderr.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const m = /"address":"(ws:[^"]+)"/.exec(buf);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`${label} exited with ${String(code)}: ${buf}`)));
+  const server = await startService({ program: args, nodeArgs, stdout: stdoutFile, keepLines: 50 }).catch((err: Error) => {
+    throw new Error(`${label}: ${err.message}`);
   });
+  const { url, child } = server;
   console.log(`\n${label} (${url})`);
   const clients: Client[] = [];
   for (let i = 0; i < CLIENTS; i++) clients.push(await Client.open(url));
@@ -254,10 +244,7 @@ async function runAgainst(label: string, args: string[], db: string | undefined)
     if (i > 0) results.push(result);
   }
   for (const c of clients) c.close();
-  child.kill("SIGTERM");
-  const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  await new Promise((r) => child.once("exit", r));
-  clearTimeout(killer);
+  await stopService(server);
   if (db !== undefined) {
     const rows = new Database(db, { readonly: true }).prepare("SELECT study, trial, step FROM events WHERE kind = 'payload'").all() as {
       study: string;

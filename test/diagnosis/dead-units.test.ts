@@ -1,44 +1,25 @@
 import { describe, expect, it } from "vitest";
 import { DeadUnitRule } from "../../src/diagnosis/dead-units.js";
-import type { LayerIndicators, Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxOf,
-  feed,
-  fillCohort,
-  layers10,
-  layersWith,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import type { LayerIndicators, Measured } from "../../src/diagnosis/types.js";
+import { ctxOf, layers10, layersWith } from "../helpers.js";
+import { layerCheck, pinnedOptions, ruleOf, type RuleOverrides } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): DeadUnitRule {
-  return new DeadUnitRule(makeConfig({ rules: overrides }).rules.DEAD);
-}
+// the engine mechanics (min_step, persistence, reset, protection): layer-families.test.ts
+const rule = ruleOf("DEAD", DeadUnitRule);
+const check = layerCheck(rule, "act_zero_frac", 3);
 
-function checkLayers(layers: LayerIndicators[], overrides: ConfigOverrides["rules"] = {}) {
+function checkLayers(layers: LayerIndicators[], overrides: RuleOverrides = {}) {
   return rule(overrides).check(ctxOf({ step: 3, layers }));
-}
-
-function check(d: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
-  return checkLayers(layersWith("act_zero_frac", d), overrides);
 }
 
 /** Nine hidden layers with dead fraction `hidden`, then the output layer. */
 const net = (hidden: Measured, output: Measured): Measured[] => [...Array<Measured>(9).fill(hidden), output];
 
-function dead(step: number, extra: Partial<PayloadV1> = {}): PayloadV1 {
-  return { step, layers: layers10({ act_zero_frac: net(0.8, 0.1) }), ...extra };
-}
-
 describe("DEAD rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.DEAD;
-    expect([o.dead_frac_median_max, o.exclude_output_layer, o.min_step, o.persistence, o.protectable]).toEqual([
-      0.7, true, 1, 2, true,
+    expect(pinnedOptions("DEAD", ["dead_frac_median_max", "exclude_output_layer", "min_step", "persistence", "protectable", "stage"])).toEqual([
+      0.7, true, 1, 2, true, { start: 0, end: 1 },
     ]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
   });
 
   it("is silent on healthy activations", () => {
@@ -108,34 +89,5 @@ describe("DEAD rule formula", () => {
   it("ignores non-finite dead fractions", () => {
     expect(check([null, NaN, Infinity])).toEqual([]);
     expect(check([0.8, null, 0.8, NaN, 0.1]).map((f) => f.rule)).toEqual(["dead_units"]);
-  });
-});
-
-describe("DEAD in the engine", () => {
-  it("is not checked at step 0 (min_step 1), then needs two detections", () => {
-    const verdicts = feed(makeEngine(), "t", [dead(0), dead(1), dead(2)]);
-    expect(verdicts.map((v) => tags(v).join(","))).toEqual(["", "DEAD:dead_units:watch", "DEAD:dead_units:stop"]);
-    expect(verdicts[2]?.stopped_at).toBe(2);
-  });
-
-  it("applies with max_steps unknown", () => {
-    expect(feed(makeEngine(), "t", [dead(11), dead(12)]).map((v) => v.stop)).toEqual([false, true]);
-  });
-
-  it("resets after a healthy step", () => {
-    const verdicts = feed(makeEngine(), "t", [dead(1), { step: 2, layers: layers10() }, dead(3), dead(4)]);
-    expect(verdicts.map((v) => v.stop)).toEqual([false, false, false, true]);
-  });
-
-  it("does not stop a protected trial", () => {
-    const engine = makeEngine();
-    fillCohort(engine, 1, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    const verdicts = feed(engine, "best", [
-      dead(1, { metrics: { train_loss: 1 } }),
-      dead(2, { metrics: { train_loss: 0.9 } }),
-    ]);
-    expect(verdicts[1]?.protected).toBe(true);
-    expect(tags(verdicts[1]!)).toEqual(["DEAD:dead_units:protected"]);
-    expect(verdicts[1]?.stop).toBe(false);
   });
 });

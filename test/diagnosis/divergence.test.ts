@@ -1,32 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { DivergenceRule } from "../../src/diagnosis/divergence.js";
-import type { Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxFrom,
-  curve,
-  curves,
-  feed,
-  fillCohort,
-  layers10,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import type { PayloadV1 } from "../../src/diagnosis/types.js";
+import { ctxFrom, curve, curves, feed, fillCohort, layers10, makeEngine, tags } from "../helpers.js";
+import { curveCheck, pinnedOptions, ruleOf } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): DivergenceRule {
-  return new DivergenceRule(makeConfig({ rules: overrides }).rules.DIV);
-}
-
-function check(values: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
-  return rule(overrides).check(ctxFrom(curve(values)));
-}
+const rule = ruleOf("DIV", DivergenceRule);
+const check = curveCheck(rule);
 
 describe("DIV rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.DIV;
-    expect([o.metrics, o.factor, o.min_step, o.persistence, o.protectable]).toEqual([["train_loss"], 2, 1, 2, false]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
+    expect(pinnedOptions("DIV", ["metrics", "factor", "min_step", "persistence", "protectable", "stage"])).toEqual([
+      ["train_loss"], 2, 1, 2, false, { start: 0, end: 1 },
+    ]);
   });
 
   it("fires when the loss exceeds twice its best earlier value", () => {

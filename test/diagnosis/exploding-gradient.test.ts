@@ -1,31 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { ExplodingGradientRule } from "../../src/diagnosis/exploding-gradient.js";
-import type { Measured } from "../../src/diagnosis/types.js";
-import {
-  ctxOf,
-  fillCohort,
-  healthyTrial,
-  layers10,
-  layersWith,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import { ctxOf, fillCohort, healthyTrial, layers10, makeEngine, tags } from "../helpers.js";
+import { layerCheck, pinnedOptions, ruleOf } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): ExplodingGradientRule {
-  return new ExplodingGradientRule(makeConfig({ rules: overrides }).rules.EG);
-}
-
-function check(g: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
-  return rule(overrides).check(ctxOf({ step: 0, layers: layersWith("grad_abs_mean", g) }));
-}
+const rule = ruleOf("EG", ExplodingGradientRule);
+const check = layerCheck(rule, "grad_abs_mean", 0);
 
 describe("EG rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.EG;
-    expect([o.grad_median_max, o.ratio_median_max, o.persistence, o.protectable, o.min_step]).toEqual([1e4, 1e3, 1, false, 0]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
+    expect(pinnedOptions("EG", ["grad_median_max", "ratio_median_max", "persistence", "protectable", "min_step", "stage"])).toEqual([
+      1e4, 1e3, 1, false, 0, { start: 0, end: 1 },
+    ]);
   });
 
   it("is silent on healthy gradients", () => {

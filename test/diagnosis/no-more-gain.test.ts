@@ -1,41 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { NoMoreGainRule } from "../../src/diagnosis/no-more-gain.js";
-import type { Measured } from "../../src/diagnosis/types.js";
-import {
-  ctxFrom,
-  curve,
-  curves,
-  feed,
-  fillCohort,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import { ctxFrom, curve, curves, feed, fillCohort, makeEngine, tags } from "../helpers.js";
+import { curveCheck, pinnedOptions, ruleOf } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): NoMoreGainRule {
-  return new NoMoreGainRule(makeConfig({ rules: overrides }).rules.NMG);
-}
-
-function check(values: readonly Measured[], overrides: ConfigOverrides["rules"] = {}, metric = "train_loss") {
-  return rule(overrides).check(ctxFrom(curve(values, metric)));
-}
+const rule = ruleOf("NMG", NoMoreGainRule);
+const check = curveCheck(rule);
 
 // older half mean 1, newer half mean 1.1: only NMG sees this (no other rule fires on it)
 const STALLING = [1, 1, 1, 1.1, 1.1, 1.1, 1.1];
 
 describe("NMG rule formula", () => {
   it("runs its formula tests on the pre-calibration options, off unless enabled (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.NMG;
-    expect([o.enabled, o.metrics, o.window, o.persistence, o.protectable, o.min_step]).toEqual([
-      false,
-      ["train_loss", "val_loss"],
-      6,
-      2,
-      true,
-      0,
+    expect(pinnedOptions("NMG", ["enabled", "metrics", "window", "persistence", "protectable", "min_step", "stage"])).toEqual([
+      false, ["train_loss", "val_loss"], 6, 2, true, 0, { start: 0, end: 1 },
     ]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
   });
 
   it("fires when the newer half of the window averages higher than the older half", () => {

@@ -1,40 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { NonFiniteRule } from "../../src/diagnosis/non-finite.js";
-import type { LayerField } from "../../src/diagnosis/rule.js";
+import { LAYER_FIELDS } from "../../src/diagnosis/rule.js";
 import type { Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxOf,
-  curve,
-  feed,
-  fillCohort,
-  healthyTrial,
-  layers10,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import { ctxOf, curve, feed, fillCohort, healthyTrial, layers10, makeEngine, tags } from "../helpers.js";
+import { ruleOf } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): NonFiniteRule {
-  return new NonFiniteRule(makeConfig({ rules: overrides }).rules.NF);
-}
+const rule = ruleOf("NF", NonFiniteRule);
 
 const NON_FINITE: [string, Measured][] = [
   ["null", null],
   ["NaN", NaN],
   ["Infinity", Infinity],
   ["-Infinity", -Infinity],
-];
-
-const LAYER_FIELDS: LayerField[] = [
-  "grad_abs_mean",
-  "grad_abs_max",
-  "grad_zero_frac",
-  "weight_abs_mean",
-  "update_ratio",
-  "act_zero_frac",
-  "act_saturated_frac",
-  "bias_grad_zero_frac",
 ];
 
 describe("NF rule formula", () => {

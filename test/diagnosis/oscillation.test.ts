@@ -2,23 +2,12 @@ import { describe, expect, it } from "vitest";
 import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
 import { HeavyOscillationRule } from "../../src/diagnosis/oscillation.js";
 import type { PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxFrom,
-  curve,
-  curves,
-  feed,
-  fillCohort,
-  makeConfig,
-  onlyRules,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import { ctxFrom, curve, curves, feed, fillCohort, onlyRules, tags } from "../helpers.js";
+import { pinnedOptions, ruleOf, type RuleOverrides } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): HeavyOscillationRule {
-  return new HeavyOscillationRule(makeConfig({ rules: overrides }).rules.HO);
-}
+const rule = ruleOf("HO", HeavyOscillationRule);
 
-function check(history: PayloadV1[], overrides: ConfigOverrides["rules"] = {}) {
+function check(history: PayloadV1[], overrides: RuleOverrides = {}) {
   return rule(overrides).check(ctxFrom(history, 20));
 }
 
@@ -27,10 +16,8 @@ const swinging = (n: number): number[] => Array.from({ length: n }, (_, t) => 1 
 
 describe("HO rule formula", () => {
   it("has the documented defaults", () => {
-    const o = makeConfig().rules.HO;
-    expect([o.metrics, o.window, o.relative_slope_min, o.cv_min]).toEqual([["train_loss", "val_loss"], 6, 0.01, 0.2]);
-    expect([o.persistence, o.protectable, o.min_step]).toEqual([2, false, 0]);
-    expect(o.stage).toEqual({ start: 0.5, end: 1 });
+    expect(pinnedOptions("HO", ["metrics", "window", "relative_slope_min", "cv_min"])).toEqual([["train_loss", "val_loss"], 6, 0.01, 0.2]);
+    expect(pinnedOptions("HO", ["persistence", "protectable", "min_step", "stage"])).toEqual([2, false, 0, { start: 0.5, end: 1 }]);
   });
 
   it("fires on a loss that swings while trending up", () => {

@@ -1,22 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { OverfittingRule } from "../../src/diagnosis/overfitting.js";
 import type { Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxFrom,
-  curves,
-  feed,
-  fillCohort,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import { ctxFrom, curves, feed, fillCohort, makeEngine, tags } from "../helpers.js";
+import { pinnedOptions, ruleOf, type RuleOverrides } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): OverfittingRule {
-  return new OverfittingRule(makeConfig({ rules: overrides }).rules.OF);
-}
+const rule = ruleOf("OF", OverfittingRule);
 
-function check(train: readonly Measured[], val: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
+function check(train: readonly Measured[], val: readonly Measured[], overrides: RuleOverrides = {}) {
   return rule(overrides).check(ctxFrom(curves(train, val)));
 }
 
@@ -26,16 +16,8 @@ const VAL = [1.0, 0.8, 0.9, 0.95, 1.0, 1.1, 1.2];
 
 describe("OF rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.OF;
-    expect([o.val_metric, o.train_metric, o.patience, o.rise_ratio, o.min_step]).toEqual([
-      "val_loss",
-      "train_loss",
-      3,
-      1.05,
-      3,
-    ]);
-    expect([o.persistence, o.protectable, o.enabled]).toEqual([2, true, true]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
+    expect(pinnedOptions("OF", ["val_metric", "train_metric", "patience", "rise_ratio", "min_step"])).toEqual(["val_loss", "train_loss", 3, 1.05, 3]);
+    expect(pinnedOptions("OF", ["persistence", "protectable", "enabled", "stage"])).toEqual([2, true, true, { start: 0, end: 1 }]);
   });
 
   it("fires when val rose above 1.05 x its best, 3 steps after it, while train still falls", () => {

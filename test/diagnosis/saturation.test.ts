@@ -1,44 +1,25 @@
 import { describe, expect, it } from "vitest";
 import { SaturatedActivationRule } from "../../src/diagnosis/saturation.js";
-import type { LayerIndicators, Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxOf,
-  feed,
-  fillCohort,
-  layers10,
-  layersWith,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import type { LayerIndicators, Measured } from "../../src/diagnosis/types.js";
+import { ctxOf, layers10 } from "../helpers.js";
+import { layerCheck, pinnedOptions, ruleOf, type RuleOverrides } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): SaturatedActivationRule {
-  return new SaturatedActivationRule(makeConfig({ rules: overrides }).rules.SAT);
-}
+// the engine mechanics (min_step, persistence, reset, protection): layer-families.test.ts
+const rule = ruleOf("SAT", SaturatedActivationRule);
+const check = layerCheck(rule, "act_saturated_frac", 3);
 
-function checkLayers(layers: LayerIndicators[], overrides: ConfigOverrides["rules"] = {}) {
+function checkLayers(layers: LayerIndicators[], overrides: RuleOverrides = {}) {
   return rule(overrides).check(ctxOf({ step: 3, layers }));
-}
-
-function check(s: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
-  return checkLayers(layersWith("act_saturated_frac", s), overrides);
 }
 
 /** Nine hidden layers with saturated fraction `hidden`, then the output layer. */
 const net = (hidden: Measured, output: Measured): Measured[] => [...Array<Measured>(9).fill(hidden), output];
 
-function saturated(step: number, extra: Partial<PayloadV1> = {}): PayloadV1 {
-  return { step, layers: layers10({ act_saturated_frac: net(0.6, 0.99) }), ...extra };
-}
-
 describe("SAT rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.SAT;
-    expect([o.saturated_frac_median_max, o.exclude_output_layer, o.min_step, o.persistence, o.protectable]).toEqual([
-      0.5, true, 1, 2, true,
+    expect(pinnedOptions("SAT", ["saturated_frac_median_max", "exclude_output_layer", "min_step", "persistence", "protectable", "stage"])).toEqual([
+      0.5, true, 1, 2, true, { start: 0, end: 1 },
     ]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
   });
 
   it("is silent on healthy activations", () => {
@@ -91,37 +72,5 @@ describe("SAT rule formula", () => {
   it("ignores non-finite saturated fractions", () => {
     expect(check([null, NaN, Infinity])).toEqual([]);
     expect(check([0.8, null, 0.8, NaN, 0.1]).map((f) => f.rule)).toEqual(["saturated_units"]);
-  });
-});
-
-describe("SAT in the engine", () => {
-  it("is not checked at step 0 (min_step 1), then needs two detections", () => {
-    const verdicts = feed(makeEngine(), "t", [saturated(0), saturated(1), saturated(2)]);
-    expect(verdicts.map((v) => tags(v).join(","))).toEqual([
-      "",
-      "SAT:saturated_units:watch",
-      "SAT:saturated_units:stop",
-    ]);
-  });
-
-  it("applies with max_steps unknown", () => {
-    expect(feed(makeEngine(), "t", [saturated(11), saturated(12)]).map((v) => v.stop)).toEqual([false, true]);
-  });
-
-  it("resets after a healthy step", () => {
-    const verdicts = feed(makeEngine(), "t", [saturated(1), { step: 2, layers: layers10() }, saturated(3), saturated(4)]);
-    expect(verdicts.map((v) => v.stop)).toEqual([false, false, false, true]);
-    expect(verdicts[2]?.symptoms[0]?.count).toBe(1);
-  });
-
-  it("does not stop a protected trial", () => {
-    const engine = makeEngine();
-    fillCohort(engine, 1, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
-    const verdicts = feed(engine, "best", [
-      saturated(1, { metrics: { train_loss: 1 } }),
-      saturated(2, { metrics: { train_loss: 0.9 } }),
-    ]);
-    expect(tags(verdicts[1]!)).toEqual(["SAT:saturated_units:protected"]);
-    expect(verdicts[1]?.stop).toBe(false);
   });
 });

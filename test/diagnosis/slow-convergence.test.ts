@@ -2,29 +2,17 @@ import { describe, expect, it } from "vitest";
 import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
 import { SlowConvergenceRule } from "../../src/diagnosis/slow-convergence.js";
 import type { PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxFrom,
-  curve,
-  curves,
-  feed,
-  fillCohort,
-  makeConfig,
-  makeEngine,
-  onlyRules,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import { ctxFrom, curve, curves, feed, fillCohort, makeEngine, onlyRules, tags } from "../helpers.js";
+import { pinnedOptions, ruleOf, type RuleOverrides } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): SlowConvergenceRule {
-  return new SlowConvergenceRule(makeConfig({ rules: overrides }).rules.SC);
-}
+const rule = ruleOf("SC", SlowConvergenceRule);
 
-function check(history: PayloadV1[], maxSteps = 20, overrides: ConfigOverrides["rules"] = {}) {
+function check(history: PayloadV1[], maxSteps = 20, overrides: RuleOverrides = {}) {
   return rule(overrides).check(ctxFrom(history, maxSteps));
 }
 
 /** The late check is opt-in: the late tests turn it on (and keep any other SC override). */
-function checkLate(history: PayloadV1[], maxSteps = 20, sc: NonNullable<ConfigOverrides["rules"]>["SC"] = {}) {
+function checkLate(history: PayloadV1[], maxSteps = 20, sc: NonNullable<RuleOverrides>["SC"] = {}) {
   return check(history, maxSteps, { SC: { late_check: true, ...sc } });
 }
 
@@ -33,8 +21,7 @@ const SWINGING = [2.0, 1.9, 1.8, 1.7, 1.6, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0];
 
 describe("SC rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.SC;
-    expect([o.metric, o.val_metric, o.early_cv_min, o.early_min_points, o.early_val_check, o.late_min_points, o.late_start, o.late_check]).toEqual([
+    expect(pinnedOptions("SC", ["metric", "val_metric", "early_cv_min", "early_min_points", "early_val_check", "late_min_points", "late_start", "late_check"])).toEqual([
       "train_loss",
       "val_loss",
       1e-4,
@@ -44,8 +31,7 @@ describe("SC rule formula", () => {
       0.5,
       false,
     ]);
-    expect([o.persistence, o.protectable, o.min_step]).toEqual([2, true, 0]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
+    expect(pinnedOptions("SC", ["persistence", "protectable", "min_step", "stage"])).toEqual([2, true, 0, { start: 0, end: 1 }]);
   });
 
   it("is silent when max_steps is unknown", () => {

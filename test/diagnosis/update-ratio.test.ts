@@ -1,25 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { UpdateRatioRule } from "../../src/diagnosis/update-ratio.js";
-import type { Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxOf,
-  feed,
-  fillCohort,
-  layers10,
-  layersWith,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import type { PayloadV1 } from "../../src/diagnosis/types.js";
+import { ctxOf, feed, fillCohort, layers10, makeEngine, tags } from "../helpers.js";
+import { layerCheck, pinnedOptions, ruleOf } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): UpdateRatioRule {
-  return new UpdateRatioRule(makeConfig({ rules: overrides }).rules.UWR);
-}
-
-function check(u: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
-  return rule(overrides).check(ctxOf({ step: 2, layers: layersWith("update_ratio", u) }));
-}
+const rule = ruleOf("UWR", UpdateRatioRule);
+const check = layerCheck(rule, "update_ratio", 2);
 
 const TEN = (x: number): number[] => Array<number>(10).fill(x);
 
@@ -29,9 +15,7 @@ function withRatio(step: number, u: number, extra: Partial<PayloadV1> = {}): Pay
 
 describe("UWR rule formula", () => {
   it("has the documented defaults", () => {
-    const o = makeConfig().rules.UWR;
-    expect([o.median_max, o.median_min, o.min_step, o.persistence, o.protectable]).toEqual([1, 1e-7, 1, 2, true]);
-    expect(o.stage).toEqual({ start: 0, end: 1 });
+    expect(pinnedOptions("UWR", ["median_max", "median_min", "min_step", "persistence", "protectable", "stage"])).toEqual([1, 1e-7, 1, 2, true, { start: 0, end: 1 }]);
   });
 
   it.each([1e-3, 5e-2, 0.5, 1e-6])("is silent on a median ratio of %s", (u) => {

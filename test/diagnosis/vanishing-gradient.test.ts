@@ -1,25 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { VanishingGradientRule } from "../../src/diagnosis/vanishing-gradient.js";
-import type { Measured, PayloadV1 } from "../../src/diagnosis/types.js";
-import {
-  ctxOf,
-  feed,
-  fillCohort,
-  layers10,
-  layersWith,
-  makeConfig,
-  makeEngine,
-  tags,
-  type ConfigOverrides,
-} from "../helpers.js";
+import type { PayloadV1 } from "../../src/diagnosis/types.js";
+import { ctxOf, feed, fillCohort, layers10, makeEngine, tags } from "../helpers.js";
+import { layerCheck, pinnedOptions, ruleOf } from "./rule-fixture.js";
 
-function rule(overrides: ConfigOverrides["rules"] = {}): VanishingGradientRule {
-  return new VanishingGradientRule(makeConfig({ rules: overrides }).rules.VG);
-}
-
-function check(g: readonly Measured[], overrides: ConfigOverrides["rules"] = {}) {
-  return rule(overrides).check(ctxOf({ step: 0, layers: layersWith("grad_abs_mean", g) }, 20));
-}
+const rule = ruleOf("VG", VanishingGradientRule);
+const check = layerCheck(rule, "grad_abs_mean", 0, 20);
 
 const TEN = (x: number): number[] => Array<number>(10).fill(x);
 
@@ -38,11 +24,9 @@ function healthy(step: number, maxSteps?: number): PayloadV1 {
 
 describe("VG rule formula", () => {
   it("runs its formula tests on the pre-calibration options (docs/examples/pre-calibration.json; shipped defaults: test/schema/documented-defaults.test.ts)", () => {
-    const o = makeConfig().rules.VG;
-    expect([o.grad_median_min, o.ratio_median_min, o.zero_layer_grad, o.persistence, o.protectable]).toEqual([
-      1e-5, 1e-4, true, 2, true,
+    expect(pinnedOptions("VG", ["grad_median_min", "ratio_median_min", "zero_layer_grad", "persistence", "protectable", "stage"])).toEqual([
+      1e-5, 1e-4, true, 2, true, { start: 0, end: 0.5 },
     ]);
-    expect(o.stage).toEqual({ start: 0, end: 0.5 });
   });
 
   it("is silent on healthy gradients", () => {

@@ -1,29 +1,20 @@
 /** docs/examples/mnist/train.js as a user runs it: a real child process against a real `bttackler serve`. */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RpcClient, serve, tempDb, type ServeProcess } from "../service/harness.js";
+import { describe, expect, it } from "vitest";
+import { RpcClient, servicePerFile } from "../service/harness.js";
 import { loadNativeBackend, NATIVE_BACKEND } from "../tfjs-node.js";
 
 const nativeMissing = await loadNativeBackend();
 
 const TRAIN = fileURLToPath(new URL("../../docs/examples/mnist/train.js", import.meta.url));
 
-let service: ServeProcess;
-
-beforeAll(async () => {
-  service = await serve(["--db", tempDb()]);
-});
-
-afterAll(async () => {
-  service.child.kill("SIGTERM");
-  await service.exited;
-});
+const service = servicePerFile();
 
 function train(params: Record<string, unknown>, trialId: string): Promise<{ code: number | null; result: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TRAIN], {
-      env: { ...process.env, BTTACKLER_URL: service.url, BTTACKLER_STUDY: "example", BTTACKLER_TRIAL: trialId, BTTACKLER_PARAMS: JSON.stringify(params) },
+      env: { ...process.env, BTTACKLER_URL: service().url, BTTACKLER_STUDY: "example", BTTACKLER_TRIAL: trialId, BTTACKLER_PARAMS: JSON.stringify(params) },
     });
     let out = "";
     let err = "";
@@ -54,7 +45,7 @@ describe("docs/examples/mnist/train.js", () => {
     expect(healthy.result).toMatchObject({ epochs: 3, stopped: null });
     expect(healthy.result.test_acc).toBeGreaterThan(0.5);
 
-    const client = await RpcClient.connect(service.url);
+    const client = await RpcClient.connect(service().url);
     const trials = await client.call<{ trials: { trial: string; stopped_at?: number; ended?: string }[] }>("study.trials", { study: "example" });
     client.close();
     const byId = Object.fromEntries(trials.trials.map((t) => [t.trial, t]));

@@ -1,11 +1,10 @@
-"""Helpers of the host fault tests: the real service as a process of its own (so that it can get `kill -9`),
+"""Helpers of the host fault tests: the real service as a child process that can get `kill -9` (LocalService),
 and a TCP proxy that delays every chunk it forwards (a slow network or an overloaded service).
 
 Nothing here stands in for Optuna, NNI or the service: the proxy forwards bytes unchanged, only later.
 """
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from bttackler.local_service import LocalService
+
 REPO = Path(__file__).resolve().parents[2]
 MAIN_JS = REPO / "dist" / "cli" / "main.js"
 NODE = shutil.which("node")
@@ -27,86 +28,58 @@ MARGIN = float(os.environ.get("FAULTS_MARGIN", "0.5"))
 
 
 class ServiceProcess:
-    """`node dist/cli/main.js serve --port PORT --db DB`, started by the test; `kill9()` is SIGKILL.
-
-    Started without ``--exit-with-parent`` (it is a separate service, as an operator would run it), in its own
-    process group, so that signals meant for pytest do not reach it. ``stop()`` is idempotent.
+    """`node dist/cli/main.js serve --port PORT --db DB` started by the test through :class:`LocalService` (the one way
+    the Python tests start the service), without the ``BTTACKLER_*`` variables of the test's environment; ``kill9()`` is
+    SIGKILL. ``stop()`` is idempotent. Its standard error goes to the ``bttackler.service`` logger (debug level).
     """
 
-    def __init__(self, db: Path, port: int = 0, log: Optional[Path] = None) -> None:
+    def __init__(self, db: Path, port: int = 0) -> None:
         self.db = Path(db)
         self.port = port
-        self.log_path = log or self.db.with_suffix(".service.log")
-        self.proc: Optional[subprocess.Popen] = None
-        self.address: Optional[str] = None
-        self.ready_at: Optional[float] = None  # time.monotonic() when the start-up line was read
-        self._ready = threading.Event()
+        self.service: Optional[LocalService] = None
+        self.address: Optional[str] = None  # kept after a kill9, for restart()
+        self.ready_at: Optional[float] = None  # time.monotonic() when the start-up line had been read
 
     @property
     def url(self) -> str:
         assert self.address is not None, "the service has not started"
         return self.address
 
+    @property
+    def proc(self) -> Optional[subprocess.Popen]:
+        return self.service.process if self.service is not None else None
+
     def start(self, timeout: float = 60.0) -> "ServiceProcess":
         assert NODE is not None and MAIN_JS.is_file()
-        self._ready.clear()
-        self.address = None
-        self.proc = subprocess.Popen(
-            [NODE, str(MAIN_JS), "serve", "--port", str(self.port), "--db", str(self.db)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env={k: v for k, v in os.environ.items() if not k.startswith("BTTACKLER_")},
-            start_new_session=True,
-        )
-        threading.Thread(target=self._drain, args=(self.proc,), daemon=True).start()
-        if not self._ready.wait(timeout):
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.is_file() else ""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BTTACKLER_")}
+        self.service = LocalService(self.db, port=self.port, command=[NODE, str(MAIN_JS)], env=env, stop_timeout=10.0).start()
+        self.address = self.service.url(timeout=timeout)
+        if self.address is None:
+            problem = self.service.error or f"it did not print its address within {timeout:g} s"
             self.stop()
-            raise AssertionError(f"the service did not print its address within {timeout:g} s:\n{tail}")
-        assert self.address is not None
+            raise AssertionError(f"the service did not start: {problem}")
+        self.ready_at = time.monotonic()
         self.port = int(self.address.rsplit(":", 1)[1])
         return self
 
-    def _drain(self, proc: subprocess.Popen) -> None:
-        assert proc.stderr is not None
-        with self.log_path.open("ab") as log:
-            for raw in proc.stderr:
-                log.write(raw)
-                log.flush()
-                if self._ready.is_set():
-                    continue
-                try:
-                    line = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(line, dict) and line.get("msg") == "bttackler serve listening":
-                    self.address = str(line["address"])
-                    self.ready_at = time.monotonic()
-                    self._ready.set()
-
     def kill9(self) -> float:
         """SIGKILL, then reaps it. Returns time.monotonic() of the kill."""
-        assert self.proc is not None and self.proc.poll() is None, "the service is not running"
+        proc = self.proc
+        assert proc is not None and proc.poll() is None, "the service is not running"
         at = time.monotonic()
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
         return at
 
-    def restart(self, log: Path) -> "ServiceProcess":
-        """A new service on this one's port and database (after a kill9), started; it logs to ``log``."""
-        again = ServiceProcess(self.db, port=self.port, log=log).start()
+    def restart(self) -> "ServiceProcess":
+        """A new service on this one's port and database (after a kill9), started."""
+        again = ServiceProcess(self.db, port=self.port).start()
         assert again.url == self.url, (again.url, self.url)
         return again
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if self.service is not None:
+            self.service.stop()
 
 
 class DelayProxy:

@@ -24,7 +24,7 @@ import WebSocket from "ws";
 import { DiagnosisEngine } from "../../src/diagnosis/engine.js";
 import { storedPayload } from "../../src/store/stored-payload.js";
 import { readStudyLog } from "../../src/store/study-log.js";
-import { describeExit, startService, stopService, type ServiceProcess } from "../fuzz/service-process.js";
+import { describeExit, startService, stopService, type ServiceProcess } from "../serve-process.js";
 
 export interface LoadCrashOptions {
   clients: number;
@@ -268,11 +268,11 @@ class LoadCrashRun {
     const port = this.service.port;
     const restarting = performance.now();
     try {
-      this.service = await startService({ db: this.db, port });
+      this.service = await startService({ args: ["--db", this.db], port, keepLines: 50 });
       this.restartedOnSamePort = true;
     } catch (err) {
       this.options.log(`port ${port} not available again (${(err as Error).message.split("\n")[0] ?? ""}); restarting on a new port`);
-      this.service = await startService({ db: this.db });
+      this.service = await startService({ args: ["--db", this.db], keepLines: 50 });
     }
     this.target.url = this.service.url;
     this.downtimeS = (performance.now() - killedAt) / 1000;
@@ -337,7 +337,7 @@ class LoadCrashRun {
 export async function runLoadCrash(options: LoadCrashOptions): Promise<LoadCrashSummary> {
   const dir = mkdtempSync(join(tmpdir(), "bttackler-crash-"));
   const db = join(dir, "load-crash.db");
-  const first = await startService({ db });
+  const first = await startService({ args: ["--db", db], keepLines: 50 });
   options.log(`service ${first.url} (pid ${first.pid}), database ${db}`);
   const run = new LoadCrashRun(options, db, first);
   try {

@@ -91,7 +91,7 @@ def test_kill_9_while_nni_trials_run_then_restart(tmp_path: Path, experiments: L
         killed_at = time.time()
         first.kill9()
         time.sleep(outage)
-        second = ServiceProcess(first.db, port=first.port, log=tmp_path / "restarted.log")
+        second = ServiceProcess(first.db, port=first.port)
         services.append(second)
         second.start()
         restarted_at = time.time()

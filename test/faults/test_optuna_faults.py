@@ -189,7 +189,7 @@ def test_kill_9_in_the_middle_of_a_study_then_restart(tmp_path: Path, caplog: py
         before_kill.extend(run.acked(before=marks["kill"]))
         run.kinds.put("nan-during-outage")  # the service would prune it at its first step; down, it must not
         time.sleep(outage)
-        second = first.restart(tmp_path / "restarted.log")
+        second = first.restart()
         services.append(second)
         marks["ready"] = second.ready_at or time.monotonic()
         got = wait_until(lambda: run.acked(after=marks["ready"]), 60)

@@ -81,7 +81,7 @@ def test_kill_9_in_the_middle_of_a_ray_study_then_restart(ray_cluster: Any, tmp_
             marks["kill"] = first.kill9()
             flag.touch()  # from now on the "nan_after_flag" trials report a NaN loss
             time.sleep(outage)
-            second = first.restart(tmp_path / "restarted.log")
+            second = first.restart()
             services.append(second)
             marks["ready"] = second.ready_at or time.monotonic()
             stop = wait_until(lambda: [c for c in CALLS if c[4] and c[2] > marks["ready"]], 120)

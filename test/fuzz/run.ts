@@ -14,7 +14,7 @@ import { FAMILIES, familyOf, frameAt, type Family, type FrameSpace, type FuzzFra
 import type { Failure, ReplyTally } from "./ledger.js";
 import { BINARY_EXPECTATION, expectationOf } from "./oracle.js";
 import { Random } from "./random.js";
-import { describeExit, rssMiB, startService, stopService, type ServiceProcess } from "./service-process.js";
+import { describeExit, rssMiB, startService, stopService, type ServiceProcess } from "../serve-process.js";
 
 export interface FuzzOptions {
   frames: number;
@@ -387,7 +387,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
   const dir = mkdtempSync(join(tmpdir(), "bttackler-fuzz-"));
   // FUZZ_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the service
   const nodeArgs = process.env.FUZZ_NODE_ARGS ? process.env.FUZZ_NODE_ARGS.split(" ") : [];
-  const service = await startService({ db: join(dir, "fuzz.db"), nodeArgs });
+  const service = await startService({ args: ["--db", join(dir, "fuzz.db")], nodeArgs, keepLines: 50 });
   options.log(`service ${service.url} (pid ${service.pid}), database ${join(dir, "fuzz.db")}`);
   try {
     const space: FrameSpace = { seed: options.seed, total: options.frames, maxPayload: 1024 * 1024 };

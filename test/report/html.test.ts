@@ -4,7 +4,7 @@ import { escapeHtml, inlineScript, jsonForScript } from "../../src/report/escape
 import { renderReportHtml, type ChartLibrary } from "../../src/report/html.js";
 import { buildStudyReport, type ReportModel } from "../../src/report/model.js";
 import { resolveConfig } from "../../src/schema/validate.js";
-import type { StoredEvent } from "../../src/store/sqlite-store.js";
+import type { StoredEvent } from "../../src/store/stored-types.js";
 
 const LIBRARY: ChartLibrary = { script: "var uPlot = function () {}; /* fake */", style: ".uplot{}", license: "The MIT License -- fake" };
 const HOSTILE_STUDY = "</script><script>alert('study')</script>";

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Symptom, Verdict } from "../../src/diagnosis/types.js";
 import { buildStudyReport } from "../../src/report/model.js";
 import { resolveConfig } from "../../src/schema/validate.js";
-import type { StoredEvent, StoredStudy } from "../../src/store/sqlite-store.js";
+import type { StoredEvent, StoredStudy } from "../../src/store/stored-types.js";
 
 const STUDY: StoredStudy = { study: "s", config: resolveConfig({ max_steps: 10 }), created_at: "2026-01-01T00:00:00.000Z" };
 

@@ -1,13 +1,13 @@
 /** Test harness for the service: a real CLI child process or an in-process service, and a real WebSocket JSON-RPC client. */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll } from "vitest";
+import { afterAll, beforeAll } from "vitest";
 import WebSocket from "ws";
+import { CLI, startService } from "../serve-process.js";
 
-export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+export { CLI };
 
 const tempDirs: string[] = [];
 
@@ -106,32 +106,32 @@ afterAll(() => {
   for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Starts `bttackler serve` as a child process and resolves once its start-up line gives the address. */
-export function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, "serve", "--port", "0", ...args], { env: { ...process.env, ...env } });
-  children.add(child);
-  child.on("exit", () => children.delete(child));
-  const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return new Promise((resolve, reject) => {
-    let partial = "";
-    child.stderr?.on("data", (d: Buffer) => {
-      partial += d.toString();
-      let nl: number;
-      while ((nl = partial.indexOf("\n")) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        logs.push(line);
-        try {
-          const entry = JSON.parse(line) as { msg?: string; address?: string };
-          if (entry.msg === "bttackler serve listening" && entry.address) resolve({ child, url: entry.address, logs, exited });
-        } catch {
-          /* not a log line */
-        }
-      }
-    });
-    void exited.then((code) => reject(new Error(`serve exited with ${String(code)}: ${logs.join("\n")}`)));
+/** Starts `bttackler serve --port 0 ARGS` (test/serve-process.ts), killed after the test file if it is still running. */
+export async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const onSpawn = (child: ChildProcess): void => {
+    children.add(child);
+    child.once("exit", () => children.delete(child));
+  };
+  const service = await startService({ args, env, onSpawn }).catch((err: Error) => {
+    throw new Error(`serve: ${err.message}`);
   });
+  return { child: service.child, url: service.url, logs: service.lines, exited: service.exited.then((e) => e.code) };
+}
+
+/** One `bttackler serve --db <temp file>` for the whole test file, started before its tests and stopped after them (SIGTERM, its exit awaited); the returned function gives it. */
+export function servicePerFile(): () => ServeProcess {
+  let service: ServeProcess | undefined;
+  beforeAll(async () => {
+    service = await serve(["--db", tempDb()]);
+  });
+  afterAll(async () => {
+    service?.child.kill("SIGTERM");
+    await service?.exited;
+  });
+  return () => {
+    if (service === undefined) throw new Error("the file's service is not started yet (use it inside a test or a hook)");
+    return service;
+  };
 }
 
 /** A healthy-looking 10-layer payload whose loss depends on the trial's quality. */

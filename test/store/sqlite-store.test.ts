@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { StudyConfig } from "../../src/diagnosis/types.js";
 import { resolveConfig } from "../../src/schema/validate.js";
-import { SqliteStore, type SqliteStoreOptions, type StoredEvent } from "../../src/store/sqlite-store.js";
+import { SqliteStore, type SqliteStoreOptions } from "../../src/store/sqlite-store.js";
+import type { StoredEvent } from "../../src/store/stored-types.js";
 import { countRows, exec, seqOf } from "./db-helpers.js";
 
 const dirs: string[] = [];

@@ -5,7 +5,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { resolveConfig } from "../../src/schema/validate.js";
-import { SqliteStore, type StoredEvent } from "../../src/store/sqlite-store.js";
+import { SqliteStore } from "../../src/store/sqlite-store.js";
+import type { StoredEvent } from "../../src/store/stored-types.js";
 import { storedPayload } from "../../src/store/stored-payload.js";
 import { StudyLogError, StudyLogReader, readStudyLog } from "../../src/store/study-log.js";
 

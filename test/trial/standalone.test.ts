@@ -3,21 +3,18 @@ import { createServer, type Server, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { trial, type Trial, type TrialOptions } from "../../src/index.js";
-import { payload, RpcClient, serve, tempDb, type ServeProcess } from "../service/harness.js";
+import { payload, RpcClient, serve, servicePerFile, tempDb } from "../service/harness.js";
 import { runTrain, warnings } from "./child.js";
 
-let service: ServeProcess;
+const service = servicePerFile();
 let client: RpcClient;
 
 beforeAll(async () => {
-  service = await serve(["--db", tempDb()]);
-  client = await RpcClient.connect(service.url);
+  client = await RpcClient.connect(service().url);
 });
 
-afterAll(async () => {
+afterAll(() => {
   client.close();
-  service.child.kill("SIGTERM");
-  await service.exited;
 });
 
 const trials: Trial[] = [];
@@ -62,7 +59,7 @@ async function blackHole(): Promise<{ url: string; close: () => Promise<void> }>
 
 describe("standalone: straight to bttackler serve", () => {
   it("a NaN train_loss is answered stop with NF; final ends the trial as pruned", async () => {
-    const { t, warned } = await open({ BTTACKLER_URL: service.url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "nan-1", BTTACKLER_PARAMS: '{"lr": 3}' });
+    const { t, warned } = await open({ BTTACKLER_URL: service().url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "nan-1", BTTACKLER_PARAMS: '{"lr": 3}' });
     expect(t.host).toBe("standalone");
     expect(t.id).toBe("nan-1");
     expect(t.params).toEqual({ lr: 3 });
@@ -85,7 +82,7 @@ describe("standalone: straight to bttackler serve", () => {
   });
 
   it("a healthy trial ends complete; study defaults to \"standalone\" and the trial id is generated", async () => {
-    const { t } = await open({ BTTACKLER_URL: service.url });
+    const { t } = await open({ BTTACKLER_URL: service().url });
     expect(t.id).toMatch(/^[0-9a-f-]{36}$/);
     for (let step = 0; step < 3; step++) expect(await t.report(payload(step))).toEqual({ stop: false });
     await t.final(0.97);
@@ -96,7 +93,7 @@ describe("standalone: straight to bttackler serve", () => {
   it("a user's script in its own process reports, is stopped, ends the trial and exits by itself", async () => {
     const run = runTrain(
       { payloads: [payload(0), { step: 1, metrics: { train_loss: null }, non_finite: true }, payload(2)], final: 0.2 },
-      { BTTACKLER_URL: service.url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "child-1" },
+      { BTTACKLER_URL: service().url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "child-1" },
     );
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(run.events.filter((e) => e.event === "verdict").map((e) => (e.verdict as { stop: boolean }).stop)).toEqual([false, true]);
@@ -105,7 +102,7 @@ describe("standalone: straight to bttackler serve", () => {
   });
 
   it("a script that exits without final leaves no open connection keeping it alive", async () => {
-    const run = runTrain({ payloads: [payload(0), payload(1)] }, { BTTACKLER_URL: service.url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "child-2" });
+    const run = runTrain({ payloads: [payload(0), payload(1)] }, { BTTACKLER_URL: service().url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "child-2" });
     expect(await run.exited).toEqual({ code: 0, signal: null });
     expect(await summary("sdk", "child-2")).toMatchObject({ last_step: 1 });
   });
@@ -138,10 +135,10 @@ describe("standalone: straight to bttackler serve", () => {
   });
 
   it("an error reply fails open: a report after the trial ended", async () => {
-    const { t: first } = await open({ BTTACKLER_URL: service.url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "ended-1" });
+    const { t: first } = await open({ BTTACKLER_URL: service().url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "ended-1" });
     await first.report(payload(0));
     await first.final(0.5);
-    const { t: again, warned } = await open({ BTTACKLER_URL: service.url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "ended-1" });
+    const { t: again, warned } = await open({ BTTACKLER_URL: service().url, BTTACKLER_STUDY: "sdk", BTTACKLER_TRIAL: "ended-1" });
     expect(await again.report(payload(1))).toEqual({ stop: false });
     expect(warned).toEqual([expect.stringMatching(/answered error -32003/)]);
   });

@@ -14,9 +14,7 @@ import inspect
 import itertools
 import json
 import logging
-import math
 import os
-import re
 import socket
 import threading
 import time
@@ -26,7 +24,12 @@ from urllib.parse import urlsplit
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as _ws_connect
 
+from ._checks import check_token, check_url, positive_number
+from ._token import TOKEN_ENV, redact, websockets_logger
 from .local_service import LocalService
+from .verdicts import should_stop
+
+__all__ = ["BTTacklerClient", "should_stop", "DEFAULT_TIMEOUT", "TOKEN_ENV"]
 
 logger = logging.getLogger("bttackler")
 
@@ -34,39 +37,10 @@ DEFAULT_TIMEOUT = 2.0
 DEFAULT_BACKOFF_INITIAL = 0.5
 DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_WARN_INTERVAL = 60.0
-TOKEN_ENV = "BTTACKLER_TOKEN"
 # trial.history of a long trial can outgrow websockets' 1 MiB default.
 _MAX_REPLY_BYTES = 64 * 2**20
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 _CONNECT_PARAMS = frozenset(inspect.signature(_ws_connect).parameters)
-_TOKEN_IN_URL = re.compile(r"([?&]token=)[^&#\s]*", re.IGNORECASE)
-
-
-def redact(url: str) -> str:
-    """The URL with the value of a ``token`` query parameter hidden."""
-    return _TOKEN_IN_URL.sub(r"\1***", url)
-
-
-class _RedactAuthorization(logging.Filter):
-    """websockets logs the handshake's headers at debug level: never let the token through."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and args:
-            if len(args) == 2 and isinstance(args[0], str) and args[0].lower() == "authorization":
-                record.args = (args[0], "***")
-            else:
-                record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
-        return True
-
-
-_ws_logger = logging.getLogger("bttackler.websockets")
-_ws_logger.addFilter(_RedactAuthorization())
-
-
-def should_stop(verdict: Optional[Mapping[str, Any]]) -> bool:
-    """True when a verdict (from report_and_assess or assess) says to stop the trial; False for None."""
-    return isinstance(verdict, Mapping) and verdict.get("stop") is True
 
 
 def _json_default(value: Any) -> Any:
@@ -79,43 +53,6 @@ def _json_default(value: Any) -> Any:
             except Exception:  # noqa: BLE001 - e.g. .item() on an array with several elements
                 continue
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def _positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _check_token(token: Any, source: str) -> Optional[str]:
-    """The token, checked without ever echoing its value."""
-    if token is None:
-        return None
-    if not isinstance(token, str):
-        raise TypeError(f"{source} must be a string, got a {type(token).__name__}")
-    if token == "":
-        raise ValueError(f"{source} must not be empty")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in token):
-        raise ValueError(f"{source} must not contain whitespace or control characters")
-    return token
-
-
-def _check_url(url: Any) -> str:
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a string starting with ws:// or wss://, got {url!r} ({type(url).__name__})")
-    if not (url.startswith("ws://") or url.startswith("wss://")):
-        raise ValueError(f"url must start with ws:// or wss://, got {redact(url)!r}")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number or out of range
-    except ValueError as exc:
-        raise ValueError(f"url is not a valid WebSocket URL ({exc}), got {redact(url)!r}") from None
-    if not parts.hostname:
-        raise ValueError(f"url has no host, got {redact(url)!r}")
-    return url
 
 
 class _BadReply(Exception):
@@ -157,20 +94,20 @@ class BTTacklerClient:
             raise ValueError(f"give either url or service, not both (got url={redact(str(url))!r} and a service)")
         if service is not None and not isinstance(service, LocalService):
             raise TypeError(f"service must be a LocalService, got {service!r} ({type(service).__name__})")
-        self._url = None if url is None else _check_url(url)
+        self._url = None if url is None else check_url(url)
         self._service = service
         if token is not None:
-            self._token = _check_token(token, "token")
+            self._token = check_token(token, "token")
         elif service is not None and service.token is not None:
             self._token = service.token
         else:
-            self._token = _check_token(os.environ.get(TOKEN_ENV) or None, f"the environment variable {TOKEN_ENV}")
-        self._timeout = _positive_number("timeout", timeout)
-        self._backoff_initial = _positive_number("backoff_initial", backoff_initial)
-        self._backoff_max = _positive_number("backoff_max", backoff_max)
+            self._token = check_token(os.environ.get(TOKEN_ENV) or None, f"the environment variable {TOKEN_ENV}")
+        self._timeout = positive_number("timeout", timeout)
+        self._backoff_initial = positive_number("backoff_initial", backoff_initial)
+        self._backoff_max = positive_number("backoff_max", backoff_max)
         if self._backoff_max < self._backoff_initial:
             raise ValueError(f"backoff_max must be >= backoff_initial ({backoff_initial!r}), got {backoff_max!r}")
-        self._warn_interval = _positive_number("warn_interval", warn_interval, allow_zero=True)
+        self._warn_interval = positive_number("warn_interval", warn_interval, allow_zero=True)
         self._init_state()
         if service is not None:
             service.start()  # returns at once: the process starts in the background
@@ -368,7 +305,7 @@ class BTTacklerClient:
             "close_timeout": min(self._timeout, 1.0),
             "max_size": _MAX_REPLY_BYTES,
             "compression": None,
-            "logger": _ws_logger,
+            "logger": websockets_logger,
         }
         if self._token is not None:
             kwargs["additional_headers"] = {"Authorization": f"Bearer {self._token}"}

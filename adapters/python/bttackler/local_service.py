@@ -21,11 +21,13 @@ import threading
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Mapping, Optional, Sequence
 
+from ._checks import check_token, positive_number
+from ._token import TOKEN_ENV
+
 logger = logging.getLogger("bttackler")
 _service_log = logging.getLogger("bttackler.service")
 
 CLI_ENV = "BTTACKLER_CLI"
-TOKEN_ENV = "BTTACKLER_TOKEN"
 LISTENING = "bttackler serve listening"
 DEFAULT_STOP_TIMEOUT = 5.0
 _HOW_TO_INSTALL = (
@@ -72,8 +74,6 @@ class LocalService:
         env: Optional[Mapping[str, str]] = None,
         stop_timeout: float = DEFAULT_STOP_TIMEOUT,
     ) -> None:
-        from .client import _check_token, _positive_number  # one set of argument checks for the package
-
         if not isinstance(db, (str, os.PathLike)) or os.fspath(db) == "":
             raise ValueError(f"db must be a non-empty path (or ':memory:'), got {db!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -89,8 +89,8 @@ class LocalService:
             raise TypeError(f"env must be a mapping of strings, got {env!r}")
         self.db = os.fspath(db)
         self.port = port
-        self.token = _check_token(token, "token")
-        self.stop_timeout = _positive_number("stop_timeout", stop_timeout)
+        self.token = check_token(token, "token")
+        self.stop_timeout = positive_number("stop_timeout", stop_timeout)
         self._command = None if command is None else list(command)
         self._args = list(args)
         self._env = None if env is None else dict(env)

@@ -138,6 +138,15 @@ class RelayOutcome:
     stopped_after_eof: bool
     stderr_tail: str
 
+    def failure(self, command: Sequence[str]) -> Optional[NodeTrialError]:
+        """The error a host raises for a child that exited with a code other than 0 or without a final value; else None."""
+        code = self.returncode
+        if code == 0 and self.has_final:
+            return None
+        what = describe_exit(code) if code != 0 else "exited without a final value (trial.final was never called)"
+        return NodeTrialError(f"the trial process `{shlex.join(command)}` {what}; its standard error ended with:\n"
+                              f"{self.stderr_tail or '(nothing)'}", code, self.stderr_tail)
+
 
 class RelayedTrial:
     """One child process and its relay. ``decide(payload)`` answers each report: a stop reason, or None to go on.

@@ -12,14 +12,23 @@ Example:
     ['NF']
     >>> one_line(verdict["reason"])
     'NF non_finite_metric: metric train_loss is not finite'
+    >>> should_stop(verdict), should_stop(None)
+    (True, False)
+    >>> stop_record(verdict, step=5)
+    {'by': 'bttackler', 'step': 3, 'symptoms': ['NF'], 'reason': 'NF non_finite_metric: metric train_loss is not finite'}
 """
 from __future__ import annotations
 
 import re
-from typing import Any, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 #: A symptom code at the start of the reason or of one of its parts ("EG grad_ratio_high: ...; NF ...").
 _CODES = re.compile(r"(?:^|; |: )([A-Z]{2,4}) [a-z][a-z0-9_]*:")
+
+
+def should_stop(verdict: Optional[Mapping[str, Any]]) -> bool:
+    """True when a verdict (from report_and_assess or assess) says to stop the trial; False for None."""
+    return isinstance(verdict, Mapping) and verdict.get("stop") is True
 
 
 def one_line(text: str) -> str:
@@ -36,3 +45,15 @@ def stop_codes(verdict: Mapping[str, Any]) -> List[str]:
     if found:
         return found
     return list(dict.fromkeys(_CODES.findall(str(verdict.get("reason") or ""))))
+
+
+def stop_record(verdict: Mapping[str, Any], step: Any) -> Dict[str, Any]:
+    """What a host records of a stop verdict: ``{"by": "bttackler", "step", "symptoms", "reason"}``; the step is the
+    verdict's ``stopped_at``, else ``step`` (the step the host asked about); the reason on one line."""
+    stopped_at = verdict.get("stopped_at")
+    return {
+        "by": "bttackler",
+        "step": stopped_at if isinstance(stopped_at, int) else step,
+        "symptoms": stop_codes(verdict),
+        "reason": one_line(verdict.get("reason") or "stopped by bttackler"),
+    }

@@ -5,9 +5,11 @@ set -eu
 cd "$(dirname "$0")/../../.."
 sh adapters/python/scripts/venv.sh
 status=0
-# the docstring examples of the Optuna pruner and the NNI assessor run as doctests (from the root: they use dist/)
+# the docstring examples of the Optuna pruner, the NNI assessor and the shared modules run as doctests (from the root: they use dist/)
 .venv/bin/python -m pytest adapters/python/tests -q "$@" \
-  --doctest-modules adapters/python/bttackler/optuna/_pruner.py adapters/python/bttackler/nni/assessor.py adapters/python/bttackler/objective.py || status=$?
+  --doctest-modules adapters/python/bttackler/optuna/_pruner.py adapters/python/bttackler/nni/assessor.py adapters/python/bttackler/objective.py \
+  adapters/python/bttackler/verdicts.py adapters/python/bttackler/_checks.py adapters/python/bttackler/_token.py \
+  adapters/python/bttackler/private_service.py adapters/python/bttackler/optuna/_stop_record.py || status=$?
 if [ "$status" -eq 5 ]; then
   echo "test:python: pytest collected no tests (exit code 5); that is a failure here" >&2
   exit 1

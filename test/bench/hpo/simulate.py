@@ -7,8 +7,10 @@ by epoch (each epoch costs its recorded seconds), and after every epoch but the 
 under test decides whether the trial goes on. A stopped trial frees its worker at once for the
 next configuration. A trial that runs all its epochs completes with its final objective; a
 stopped trial reports no result (as in NNI, Optuna and Ray, where an early-stopped or pruned
-trial is not a candidate for the best). Every method sees the same orders, the same epoch times
-and the same values (see methods.py). Below, "best" follows the task's direction.
+trial is not a candidate for the best). A trial whose training threw (``status: "error"``) runs
+its recorded epochs and then ends without a result. Every method sees the same orders, the same
+epoch times and the same values (see methods.py). Below, "best" follows the task's direction;
+what counts as hopeless or top quartile is defined once (traces.py, docs/benchmarks.md "Outcomes").
 
 Per method and seed, against ``none`` (no stopping) on the same order:
 - TSBA = (1 - T_i / T_none) x 100 %: T_none is when ``none`` reached its best objective within
@@ -106,15 +108,18 @@ def simulate(trials: Sequence[Trial], order: Any, method: Method, workers: int, 
     sampler = order if hasattr(order, "next") else _FixedOrder(order)
 
     def start_next(worker: int, now: float) -> None:
-        if now >= budget:
+        while now < budget:
+            position = sampler.next()
+            if position is None:
+                return
+            trial = trials[position]
+            result.started.append(trial.index)
+            if trial.epochs == 0:  # it failed before its first epoch ended: nothing to run or decide
+                sampler.done(position, 0)
+                continue
+            method.start(trial)
+            heapq.heappush(events, (now + trial.seconds[0], worker, position, 0))
             return
-        position = sampler.next()
-        if position is None:
-            return
-        trial = trials[position]
-        result.started.append(trial.index)
-        method.start(trial)
-        heapq.heappush(events, (now + trial.seconds[0], worker, position, 0))
 
     for w in range(workers):
         start_next(w, 0.0)
@@ -125,8 +130,11 @@ def simulate(trials: Sequence[Trial], order: Any, method: Method, workers: int, 
         trial = trials[position]
         last = epoch == trial.epochs - 1
         if last:
-            result.completed.append((now, trial.index, trial.final_score))
-            method.end(trial, True)
+            if trial.failed:  # its training threw here: no result
+                method.end(trial, False)
+            else:
+                result.completed.append((now, trial.index, trial.final_score))
+                method.end(trial, True)
             sampler.done(position, epoch + 1)
             start_next(worker, now)
             continue

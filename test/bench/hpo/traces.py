@@ -16,6 +16,13 @@ A line may say what its task is:
 accuracy for a classifier, the constant predictor's loss for a loss-only task. Lines without
 the block are the first recordings (MNIST MLPs, ten classes): ``val_acc``, maximized,
 hopeless at 0.2. Every line of a file must agree.
+
+A trial's outcome has one definition, shared with bttackler calibrate (src/calibration/outcome.ts)
+and written down in docs/benchmarks.md, "Outcomes": the first line of each trial index counts (a
+later line of the same index is dropped); a trial whose training threw (``status: "error"``)
+ended without a result: its final score is the worst and it is hopeless; the simulator runs its
+recorded epochs, after which it fails. test/fixtures/outcomes/ holds golden traces that both test
+suites check.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 TRACE_FORMAT = "bttackler.trace.v1"
 #: Ten classes: a classifier at or below this validation accuracy learned nothing useful.
@@ -85,9 +92,14 @@ class Trial:
         return len(self.payloads)
 
     @property
+    def failed(self) -> bool:
+        """Its training threw: it ends without a result after its recorded epochs."""
+        return self.status == "error"
+
+    @property
     def final(self) -> float:
-        """The objective it ends with when nobody stops it (NaN when not finite)."""
-        return self.objective[-1]
+        """The objective it ends with when nobody stops it (NaN when not finite, missing or failed)."""
+        return math.nan if self.failed or not self.objective else self.objective[-1]
 
     @property
     def final_score(self) -> float:
@@ -99,8 +111,9 @@ class Trial:
 
     @property
     def hopeless(self) -> bool:
-        """Non-finite training, or a final objective no better than the task's ``hopeless_at``."""
-        return self.status == "non_finite" or self.goal.hopeless(self.final)
+        """Non-finite or failed training, or a final objective no better than the task's ``hopeless_at`` (a
+        non-finite final included)."""
+        return self.status != "ok" or self.goal.hopeless(self.final)
 
 
 @dataclass(frozen=True)
@@ -113,13 +126,25 @@ class Task:
 
     @property
     def epochs(self) -> int:
-        return self.trials[0].epochs
+        """The planned epochs (a failed trial may have fewer)."""
+        return max(t.epochs for t in self.trials)
 
 
 def top_quartile_cut(trials: Sequence[Trial]) -> float:
     """The final score at which the top quartile of ``trials`` starts (sorted[floor(0.75 (n - 1))])."""
     finals = sorted(t.final_score for t in trials)
     return finals[int(0.75 * (len(finals) - 1))]
+
+
+def outcomes(trials: Sequence[Trial]) -> List[Dict[str, Any]]:
+    """Every trial's outcome, the top quartile taken within ``trials``: ``{trial, final_score, hopeless,
+    top_quartile}``, ``final_score`` None for -inf (the golden check of test/fixtures/outcomes)."""
+    cut = top_quartile_cut(trials) if trials else math.inf
+    return [
+        {"trial": t.index, "final_score": None if t.final_score == -math.inf else t.final_score,
+         "hopeless": t.hopeless, "top_quartile": t.final_score >= cut}
+        for t in trials
+    ]
 
 
 def _epoch_cost(epoch: Mapping[str, Any]) -> float:
@@ -163,7 +188,8 @@ def _trial(line: Mapping[str, Any], goal: Objective) -> Trial:
 
 def parse_task(text: str, source: str = "traces", name: Optional[str] = None) -> Task:
     """The trial lines of one trace file as a task; a cut-short last line (a recording killed
-    mid-write) is left out; lines that disagree on the task are refused."""
+    mid-write) is left out; lines that disagree on the task are refused; of lines with the same
+    trial index the first counts."""
     trials: List[Trial] = []
     goal: Optional[Objective] = None
     task_name = name
@@ -186,10 +212,8 @@ def parse_task(text: str, source: str = "traces", name: Optional[str] = None) ->
             task_name = task_name or (str(given) if given else None)
         elif here != goal:
             raise ValueError(f"{source}:{number}: the task's objective differs from the file's first line ({here} vs {goal})")
-        if line.get("status") == "error" or not line.get("epochs"):
-            continue  # training threw: nothing a host would have seen to the end
         trials.append(_trial(line, here))
-    return Task(task_name or "traces", goal or MNIST_MLP, trials)
+    return Task(task_name or "traces", goal or MNIST_MLP, first_lines(trials))
 
 
 def parse_traces(text: str, source: str = "traces") -> List[Trial]:
@@ -213,22 +237,27 @@ def task_name_of(path: str) -> str:
     return base
 
 
-def _check(trials: Sequence[Trial], source: str) -> None:
-    seen: Dict[int, int] = {}
+def first_lines(trials: Sequence[Trial]) -> List[Trial]:
+    """The first trial of each index, in their order (a later line of the same index is dropped)."""
+    seen: Set[int] = set()
+    kept: List[Trial] = []
     for t in trials:
-        seen[t.index] = seen.get(t.index, 0) + 1
-    dup = [i for i, n in seen.items() if n > 1]
-    if dup:
-        raise ValueError(f"{source}: trial indices recorded twice: {sorted(dup)[:10]}")
-    lengths = {t.epochs for t in trials}
+        if t.index not in seen:
+            seen.add(t.index)
+            kept.append(t)
+    return kept
+
+
+def _check(trials: Sequence[Trial], source: str) -> None:
+    lengths = {t.epochs for t in trials if not t.failed}
     if len(lengths) > 1:
         raise ValueError(f"{source}: trials have different numbers of epochs: {sorted(lengths)}")
 
 
 def load_task(path: str) -> Task:
     """One trace file (plain or gzip, told apart by their first bytes) as a task, named by its
-    task block or else by the file name. Trials must have the same number of epochs; duplicate
-    trial indices are refused."""
+    task block or else by the file name. Trials that did not fail must have the same number of
+    epochs; of lines with the same trial index the first counts."""
     task = parse_task(_read(path), path)
     task = replace(task, name=task.name if task.name != "traces" else task_name_of(path))
     _check(task.trials, path)
@@ -241,7 +270,7 @@ def load_traces(paths: Sequence[str]) -> List[Trial]:
     goals = {t.goal for t in tasks}
     if len(goals) > 1:
         raise ValueError(f"the trace files are of different tasks: {sorted(str(g) for g in goals)}")
-    trials = [t for task in tasks for t in task.trials]
+    trials = first_lines([t for task in tasks for t in task.trials])
     _check(trials, ", ".join(paths))
     return trials
 

@@ -1,16 +1,19 @@
 /**
- * What a trace file holds: how many trials ended hopeless (chance accuracy or non-finite),
- * the spread of val accuracy, which regions of the space are bad, time and size.
+ * What a trace file holds: how many trials ended hopeless, the spread of val accuracy, which
+ * regions of the space are bad, time and size. Hopeless is the one definition of
+ * src/calibration/outcome.ts (docs/benchmarks.md, "Outcomes"): non-finite or failed, or a final
+ * objective no better than the task's hopeless_at (chance accuracy: val acc <= 0.2).
  * Loss-only recordings (`objective: "val_loss"`, the char-rnn task) are summarized on val loss
- * instead: hopeless = non-finite, or a final val loss at or above the unigram baseline (the loss
- * of predicting the train set's character frequencies without context).
+ * instead, hopeless at the unigram baseline (the loss of predicting the train set's character
+ * frequencies without context).
  *
  *   npx tsx test/bench/record/summarize.ts [test/bench/traces/mnist-mlp.jsonl]
  */
 import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { readTraceFile as readAnyTraceFile, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
+import { calibrationTrial, isHopeless as hopelessOutcome } from "../../../src/calibration/outcome.js";
+import { DEFAULT_TASK_GOAL, readTraceFile as readAnyTraceFile, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
 import type { AnyTrialConfig, TaskKind } from "./tasks.js";
 import { loadTextSplit } from "./text-data.js";
 
@@ -19,8 +22,8 @@ const readTraceFile = (path: string) => readAnyTraceFile<AnyTrialConfig, TaskKin
 /** A config field by name, for grouping across the tasks' spaces ("-" where a space lacks it). */
 const field = (t: TraceTrial, name: string): unknown => (t.config as unknown as Record<string, unknown>)[name] ?? "-";
 
-/** Val accuracy below this is "at chance" for 10 balanced classes (chance is 0.1). */
-export const CHANCE_CEILING = 0.2;
+/** Val accuracy at or below this is "at chance" for 10 balanced classes (chance is 0.1): the first recordings' hopeless_at. */
+export const CHANCE_CEILING = DEFAULT_TASK_GOAL.hopeless_at;
 
 const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
@@ -32,8 +35,9 @@ export function bestValAcc(t: TraceTrial): number {
   return Math.max(0, ...t.epochs.map((e) => e.payload.metrics?.val_acc ?? 0));
 }
 
+/** Hopeless by the one definition (src/calibration/outcome.ts), on the trace line's own task goal. */
 export function isHopeless(t: TraceTrial): boolean {
-  return t.status === "non_finite" || finalValAcc(t) < CHANCE_CEILING;
+  return hopelessOutcome(calibrationTrial(t));
 }
 
 /** Per value of `key`: how many trials, how many hopeless, and the median of the objective (`label`, `score`, shown with `format`). */
@@ -84,7 +88,7 @@ export function summarize(trials: TraceTrial[]): string {
   const top10 = [...trials].sort((a, b) => bestValAcc(b) - bestValAcc(a)).slice(0, 10);
   return [
     `${trials.length} trials: ok ${count((t) => t.status === "ok")}, non_finite ${count((t) => t.status === "non_finite")}, error ${count((t) => t.status === "error")}; ` +
-      `hopeless (non-finite or final val acc < ${CHANCE_CEILING}) ${count(isHopeless)} (${((100 * count(isHopeless)) / Math.max(1, trials.length)).toFixed(0)} %)`,
+      `hopeless (non-finite, failed or final val acc <= ${CHANCE_CEILING}) ${count(isHopeless)} (${((100 * count(isHopeless)) / Math.max(1, trials.length)).toFixed(0)} %)`,
     `final val acc: ${histogram}`,
     `final val acc quantiles 10/25/50/75/90 %: ${[0.1, 0.25, 0.5, 0.75, 0.9].map((q) => quantile(finals, q).toFixed(3)).join(" / ")}; best-epoch val acc max ${quantile(bests, 1).toFixed(3)}, median ${quantile(bests, 0.5).toFixed(3)}`,
     `top 10 by best val acc: ${top10.map((t) => `#${t.trial} ${bestValAcc(t).toFixed(3)}`).join(", ")}`,
@@ -110,7 +114,8 @@ export function bestValLoss(t: TraceTrial): number {
 
 /** The summary of a loss-only recording: `baseline` is the loss at or above which a trial learned nothing. */
 export function summarizeLoss(trials: TraceTrial[], baseline: number): string {
-  const hopeless = (t: TraceTrial): boolean => t.status === "non_finite" || !(finalValLoss(t) < baseline);
+  const hopeless = (t: TraceTrial): boolean =>
+    hopelessOutcome({ ...calibrationTrial(t), goal: { metric: "val_loss", direction: "minimize", hopeless_at: baseline } });
   const finals = trials.map(finalValLoss).sort((a, b) => a - b);
   const count = (p: (t: TraceTrial) => boolean): number => trials.filter(p).length;
   const fmt = (x: number): string => (Number.isFinite(x) ? x.toFixed(3) : "inf");
@@ -124,7 +129,7 @@ export function summarizeLoss(trials: TraceTrial[], baseline: number): string {
   const best = [...trials].sort((a, b) => bestValLoss(a) - bestValLoss(b)).slice(0, 10);
   return [
     `${trials.length} trials (objective: val loss, lower is better): ok ${count((t) => t.status === "ok")}, non_finite ${count((t) => t.status === "non_finite")}, error ${count((t) => t.status === "error")}; ` +
-      `hopeless (non-finite or final val loss >= the unigram baseline ${baseline.toFixed(3)}) ${count(hopeless)} (${((100 * count(hopeless)) / Math.max(1, trials.length)).toFixed(0)} %)`,
+      `hopeless (non-finite, failed or final val loss >= the unigram baseline ${baseline.toFixed(3)}) ${count(hopeless)} (${((100 * count(hopeless)) / Math.max(1, trials.length)).toFixed(0)} %)`,
     `final val loss: ${histogram}`,
     `final val loss quantiles 10/25/50/75/90 %: ${[0.1, 0.25, 0.5, 0.75, 0.9].map((q) => fmt(quantile(finals, q))).join(" / ")}; best-epoch val loss min ${fmt(quantile(trials.map(bestValLoss).sort((a, b) => a - b), 0))}`,
     `top 10 by best val loss: ${best.map((t) => `#${t.trial} ${fmt(bestValLoss(t))}`).join(", ")}`,

@@ -14,7 +14,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ..client import _check_token, _check_url, redact
+from .._checks import check_token, check_url
+from .._token import redact
 
 DEFAULT_TIMEOUT = 5.0
 OPTIMIZE_MODES = ("maximize", "minimize")
@@ -65,12 +66,12 @@ def check_class_args(**class_args: Any) -> AssessorSettings:
     url = args.get("url")
     if url is not None:
         try:
-            url = _check_url(url)
+            url = check_url(url)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"BTTackler classArgs.url: {exc}") from None
     token = args.get("token")
     if token is not None:
-        _check_token(token, "BTTackler classArgs.token")
+        check_token(token, "BTTackler classArgs.token")
 
     timeout = args.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
 import logging
 import os
-import re
-import shutil
-import tempfile
 import threading
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -17,25 +13,24 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
-from ..client import BTTacklerClient, _check_url, _positive_number, should_stop
-from ..local_service import STARTUP_WAIT, LocalService, ServiceStartError
+from .._checks import check_url, positive_number
+from ..client import BTTacklerClient
+from ..local_service import STARTUP_WAIT, ServiceStartError
 from ..objective import with_objective
+from ..private_service import PrivateService, ServiceEndpoint, plain_config
+from ..verdicts import should_stop, stop_record
 from ._identity import service_study, storage_identity
+from ._stop_record import STOP_ATTR, fit_record
 
 logger = logging.getLogger("bttackler")
 
 DEFAULT_TIMEOUT = 5.0
-#: The user attribute that holds the reason of a stop.
-STOP_ATTR = "bttackler_stop"
-#: optuna-dashboard shows a user attribute cut at 1,024 characters: the record stays below.
-MAX_ATTR_CHARS = 1024
 #: The metric a bare ``trial.report(value, step)`` becomes, by the study's direction.
 SCALAR_METRIC = {StudyDirection.MINIMIZE: "train_loss", StudyDirection.MAXIMIZE: "val_acc"}
 _CACHE_SIZE = 20_000
-_CODES = re.compile(r"(?:^|; |: )([A-Z]{2,4}) [a-z][a-z0-9_]*:")
 
 
-class BTTacklerPruner(BasePruner):
+class BTTacklerPruner(ServiceEndpoint, BasePruner):
     """Prunes a trial when the bttackler service diagnoses its training as broken.
 
     Each call of ``trial.should_prune()`` asks the service for the verdict on the trial's
@@ -97,25 +92,18 @@ class BTTacklerPruner(BasePruner):
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if url is not None:
-            _check_url(url)
-        if config is not None:
-            if not isinstance(config, Mapping):
-                raise TypeError(f"config must be a mapping (config.v1, see docs/configuration.md) or None, got {config!r} ({type(config).__name__})")
-            try:
-                config = json.loads(json.dumps(dict(config), allow_nan=False))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"config must be plain JSON ({exc}), got {config!r}") from None
+            check_url(url)
+        config = plain_config(config)
         if wrapped is not None:
             if not isinstance(wrapped, BasePruner):
                 raise TypeError(f"wrapped must be an Optuna pruner (optuna.pruners.BasePruner) or None, got {wrapped!r} ({type(wrapped).__name__})")
             if isinstance(wrapped, BTTacklerPruner):
                 raise ValueError(f"wrapped must not be another BTTacklerPruner, got {wrapped!r}")
-        self._timeout = _positive_number("timeout", timeout)
+        self._timeout = positive_number("timeout", timeout)
         self._url = url
         self._config: Optional[Dict[str, Any]] = config
         self._wrapped = wrapped
-        self._service: Optional[LocalService] = None
-        self._tmpdir: Optional[str] = None
+        self._private: Optional[PrivateService] = None
         if url is None:
             self._start_local_service()
         self._init_state()
@@ -126,22 +114,18 @@ class BTTacklerPruner(BasePruner):
         """Starts the private service and waits for its address: a service that cannot start at all is a
         configuration error (raised, with the fix), not a fault to fail open on: the user would believe the
         study protected while nothing is pruned. A slow start is no error (calls fail open until it listens)."""
-        self._tmpdir = tempfile.mkdtemp(prefix="bttackler-optuna-")
-        self._service = LocalService(db=os.path.join(self._tmpdir, "bttackler.db"))
-        self._service.start()
-        self._service.url(timeout=STARTUP_WAIT)
-        problem = self._service.error
+        private = PrivateService("bttackler-optuna-")
+        private.service.url(timeout=STARTUP_WAIT)
+        problem = private.service.error
         if problem is not None:
-            self._service.stop()
-            self._service = None
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
+            private.stop()
             raise ServiceStartError(
                 f"BTTacklerPruner() without url= could not start its private bttackler service: {problem}. "
                 "Fix: give the url of a running service (BTTacklerPruner(url='ws://127.0.0.1:8765') after "
                 "`bttackler serve`), or make the service findable: set BTTACKLER_CLI to dist/cli/main.js of a "
                 "built checkout, or install it so that `bttackler` is on PATH (docs/quickstart.md, Install)"
             )
+        self._private = private
         # registered after LocalService.start registered its own stop: atexit runs this one first
         atexit.register(self.close)
 
@@ -160,25 +144,14 @@ class BTTacklerPruner(BasePruner):
             self._client = BTTacklerClient(self._url, timeout=self._timeout)
 
     @property
-    def url(self) -> Optional[str]:
-        """The service's address (for a private service: once it listens, else None)."""
-        if self._service is not None:
-            return self._service.address
-        return self._url
-
-    @property
     def wrapped(self) -> Optional[BasePruner]:
         return self._wrapped
 
     @property
     def client(self) -> BTTacklerClient:
         """The client of this process (a forked child gets its own)."""
-        if os.getpid() != self._pid:  # forked: the parent's connection and lock are not ours
-            service, self._service = self._service, None
-            if self._url is None and service is not None:
-                # not service.address: the parent's child process is no child of ours (poll() cannot tell)
-                self._url = service._address
-            self._tmpdir = None  # the parent removes it
+        if os.getpid() != self._pid:  # forked: the parent's connection, lock and service are not ours
+            self._leave_private_service()  # the parent stops it and removes its directory
             if self._url is None:
                 self._url = "ws://127.0.0.1:9"  # no address known: every call fails open
             self._init_state()
@@ -188,21 +161,14 @@ class BTTacklerPruner(BasePruner):
         """Closes the client and stops the private service (if any); also run at exit. Never raises."""
         try:
             self.client.close()  # after a fork: the child's own client, never the parent's connection
-            if self._service is not None and os.getpid() == self._pid:
-                self._service.stop()
-            if self._tmpdir is not None and os.getpid() == self._pid:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-                self._tmpdir = None
-            atexit.unregister(self.close)
+            self._stop_private_service()
         except Exception:  # noqa: BLE001
             pass
 
     def __getstate__(self) -> Dict[str, Any]:
-        url = self._url
-        if url is None and self._service is not None:
-            url = self._service.url(timeout=self._timeout)
-            if url is None:
-                raise TypeError("cannot pickle a BTTacklerPruner whose private service has no address (yet)")
+        url = self._address_for_copy(self._timeout)
+        if url is None:
+            raise TypeError("cannot pickle a BTTacklerPruner whose private service has no address (yet)")
         return {"url": url, "config": self._config, "wrapped": self._wrapped, "timeout": self._timeout}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -211,8 +177,7 @@ class BTTacklerPruner(BasePruner):
         self._config = state["config"]
         self._wrapped = state["wrapped"]
         self._timeout = state["timeout"]
-        self._service = None
-        self._tmpdir = None
+        self._private = None
         self._init_state()
 
     def __repr__(self) -> str:
@@ -325,18 +290,14 @@ class BTTacklerPruner(BasePruner):
                 return
         wrapped_name = type(self._wrapped).__name__ if self._wrapped is not None else None
         if verdict is not None:
-            reason = str(verdict.get("reason") or "stopped by bttackler")
-            symptoms = [s.get("code") for s in verdict.get("symptoms") or [] if isinstance(s, Mapping) and s.get("action") == "stop"]
-            codes = list(dict.fromkeys(c for c in symptoms if isinstance(c, str))) or list(dict.fromkeys(_CODES.findall(reason)))
-            stopped_at = verdict.get("stopped_at")
-            record: Dict[str, Any] = {"by": "bttackler", "step": stopped_at if isinstance(stopped_at, int) else step, "symptoms": codes}
+            record = stop_record(verdict, step)
+            reason = record.pop("reason")
             if wrapped_says:
                 record["wrapped"] = wrapped_name  # it said stop as well
+            record["reason"] = reason
         else:
-            reason = f"{wrapped_name} pruned the trial at step {step}"
-            record = {"by": "wrapped", "pruner": wrapped_name, "step": step, "symptoms": []}
-        record["reason"] = _one_line(reason)
-        _fit(record)
+            record = {"by": "wrapped", "pruner": wrapped_name, "step": step, "symptoms": [], "reason": f"{wrapped_name} pruned the trial at step {step}"}
+        fit_record(record)
         study._storage.set_trial_user_attr(trial._trial_id, STOP_ATTR, record)
         with self._lock:
             self._records[key] = record
@@ -348,25 +309,6 @@ def _json_float(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _fit(record: Dict[str, Any]) -> None:
-    """Shortens record["reason"] until the record is at most MAX_ATTR_CHARS characters of JSON."""
-    def size() -> int:
-        return len(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
-
-    while len(record["symptoms"]) > 20 and size() > MAX_ATTR_CHARS:
-        record["symptoms"] = record["symptoms"][:20]
-    excess = size() - MAX_ATTR_CHARS
-    if excess > 0:
-        reason = record["reason"]
-        record["reason"] = reason[: max(0, len(reason) - excess - 1)] + "…"
-        while size() > MAX_ATTR_CHARS and record["reason"] != "…":  # escapes can make JSON longer than the text
-            record["reason"] = record["reason"][:-2] + "…"
 
 
 def find_pruner(pruner: Any) -> Optional[BTTacklerPruner]:

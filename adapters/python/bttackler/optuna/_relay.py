@@ -6,12 +6,11 @@ the child goes to the service and to Optuna, and ``trial.should_prune()`` is its
 from __future__ import annotations
 
 import logging
-import shlex
 from typing import Any, Mapping, Optional, Sequence
 
 import optuna
 
-from ..relay import DEFAULT_GRACE, NodeTrialError, RelayedTrial, RelayOutcome, checked_arguments, describe_exit, final_number
+from ..relay import DEFAULT_GRACE, NodeTrialError, RelayedTrial, RelayOutcome, checked_arguments, final_number
 from ._pruner import find_pruner
 from ._report import report as report_payload
 
@@ -98,15 +97,12 @@ def _outcome(trial: "optuna.trial.Trial", command: Sequence[str], outcome: Relay
         _end(trial, "pruned")
         at = f" at step {outcome.stop_step}" if outcome.stop_step is not None else ""
         raise optuna.TrialPruned(f"pruned{at}: {outcome.stop_reason}")
-    tail = outcome.stderr_tail
-    where = f"the trial process `{shlex.join(command)}`"
     if outcome.stopped_after_eof and outcome.has_final:  # it had delivered its value and then would not exit
         _end(trial, "complete")
         return final_number(outcome.final)
-    code = outcome.returncode
-    if code != 0 or not outcome.has_final:
+    failure = outcome.failure(command)
+    if failure is not None:
         _end(trial, "failed")
-        what = describe_exit(code) if code != 0 else "exited without a final value (trial.final was never called)"
-        raise NodeTrialError(f"{where} {what}; its standard error ended with:\n{tail or '(nothing)'}", code, tail)
+        raise failure
     _end(trial, "complete")
     return final_number(outcome.final)

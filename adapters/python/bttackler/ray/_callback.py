@@ -1,11 +1,16 @@
 """BTTacklerCallback: tells the bttackler service how each Ray Tune trial ended."""
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, List, Protocol
 
 from ray.tune import Callback
 
-from ._stopper import BTTacklerStopper
+
+class TrialEnds(Protocol):
+    """What the callback needs of the stopper (BTTacklerStopper.trial_ended): it imports no stopper, so that the
+    stopper's ``callback()`` can import it."""
+
+    def trial_ended(self, trial_id: str, failed: bool = False) -> None: ...
 
 
 class BTTacklerCallback(Callback):
@@ -24,13 +29,13 @@ class BTTacklerCallback(Callback):
             run_config = tune.RunConfig(stop=stopper, callbacks=[stopper.callback()])
     """
 
-    def __init__(self, stopper: BTTacklerStopper) -> None:
-        if not isinstance(stopper, BTTacklerStopper):
+    def __init__(self, stopper: TrialEnds) -> None:
+        if not callable(getattr(stopper, "trial_ended", None)):
             raise TypeError(f"stopper must be a BTTacklerStopper, got {stopper!r} ({type(stopper).__name__})")
         self._stopper = stopper
 
     @property
-    def stopper(self) -> BTTacklerStopper:
+    def stopper(self) -> TrialEnds:
         return self._stopper
 
     def on_trial_complete(self, iteration: int, trials: List[Any], trial: Any, **info: Any) -> None:

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import logging
 import math
-import shlex
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from ray import tune
 
-from ..relay import NodeTrialError, RelayedTrial, checked_arguments, describe_exit, final_number
+from ..relay import RelayedTrial, checked_arguments, final_number
 from ._stopper import PAYLOAD_KEY
 
 logger = logging.getLogger("bttackler")
@@ -87,9 +86,7 @@ def run_node_trial(
     outcome = relay.run()
     if outcome.stop_reason is not None:
         raise SystemExit(0)  # as Ray's own tune.report does for a stopped trial
-    if outcome.returncode != 0 or not outcome.has_final:
-        code = outcome.returncode
-        what = describe_exit(code) if code != 0 else "exited without a final value (trial.final was never called)"
-        raise NodeTrialError(f"the trial process `{shlex.join(command)}` {what}; its standard error ended with:\n"
-                             f"{outcome.stderr_tail or '(nothing)'}", code, outcome.stderr_tail)
+    failure = outcome.failure(command)
+    if failure is not None:
+        raise failure
     return final_number(outcome.final)

@@ -12,10 +12,11 @@ from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 from ray.tune import Stopper
 
-from ..client import BTTacklerClient, _check_url, _positive_number, redact, should_stop
-from ..local_service import LocalService
-from ..private_service import PrivateService, plain_config
-from ..verdicts import one_line, stop_codes
+from .._checks import check_url, positive_number
+from .._token import redact
+from ..client import BTTacklerClient
+from ..private_service import PrivateService, ServiceEndpoint, plain_config
+from ..verdicts import should_stop, stop_record
 
 logger = logging.getLogger("bttackler")
 
@@ -29,7 +30,7 @@ START_TIMEOUT = 30.0
 _STUDY_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,200}")
 
 
-class BTTacklerStopper(Stopper):
+class BTTacklerStopper(ServiceEndpoint, Stopper):
     """Stops a Ray Tune trial when the bttackler service diagnoses its training as broken.
 
     Ray calls the stopper on the driver with every result of every trial, before the scheduler
@@ -93,13 +94,13 @@ class BTTacklerStopper(Stopper):
         keep_payload: bool = False,
     ) -> None:
         if url is not None:
-            _check_url(url)
+            check_url(url)
         config = plain_config(config)
         if study is not None and (not isinstance(study, str) or not _STUDY_NAME.fullmatch(study)):
             raise ValueError(f"study must be a string of 1 to 200 characters without control characters, got {study!r}")
         if not isinstance(keep_payload, bool):
             raise TypeError(f"keep_payload must be True or False, got {keep_payload!r}")
-        self._timeout = _positive_number("timeout", timeout)
+        self._timeout = positive_number("timeout", timeout)
         self._keep_payload = keep_payload
         self._url = url
         self._config = config
@@ -124,17 +125,6 @@ class BTTacklerStopper(Stopper):
     # ------------------------------------------------------------------ properties
 
     @property
-    def _service(self) -> Optional[LocalService]:
-        return self._private.service if self._private is not None else None
-
-    @property
-    def url(self) -> Optional[str]:
-        """The service's address (for a private service: once it listens, else None)."""
-        if self._service is not None:
-            return self._service.address
-        return self._url
-
-    @property
     def study(self) -> str:
         """The service study the trials report to (``bttackler report <db> --study`` takes it)."""
         return self._study
@@ -149,9 +139,7 @@ class BTTacklerStopper(Stopper):
     def client(self) -> Optional[BTTacklerClient]:
         """This process's client of the service (made on first use), or None when no address is known."""
         if os.getpid() != self._pid:  # a forked copy: the parent's lock, connection and service are not ours
-            service, self._private = self._service, None
-            if self._url is None and service is not None:
-                self._url = service._address
+            self._leave_private_service()
             self._init_state()
         if self._client is None:
             if self._service is not None:
@@ -212,13 +200,7 @@ class BTTacklerStopper(Stopper):
                 self._end(trial, "complete", deadline)
             return False
         assert verdict is not None
-        step = verdict.get("stopped_at")
-        record = {
-            "by": "bttackler",
-            "step": step if isinstance(step, int) else payload.get("step"),
-            "symptoms": stop_codes(verdict),
-            "reason": one_line(verdict.get("reason") or "stopped by bttackler"),
-        }
+        record = stop_record(verdict, payload.get("step"))
         with self._lock:
             self._stops[trial] = record
         result[STOP_KEY] = dict(record)
@@ -277,19 +259,15 @@ class BTTacklerStopper(Stopper):
         try:
             if self._client is not None and os.getpid() == self._pid:
                 self._client.close()
-            if self._private is not None:
-                self._private.stop()  # only in the process that started it
-            atexit.unregister(self.close)
+            self._stop_private_service()
         except Exception:  # noqa: BLE001
             pass
 
     def __getstate__(self) -> Dict[str, Any]:
         # Ray pickles the stopper with the run config: settings only, no socket, lock or process.
-        url = self._url
+        url = self._address_for_copy(START_TIMEOUT)
         if url is None and self._service is not None:
-            url = self._service.url(timeout=START_TIMEOUT)
-            if url is None:
-                logger.warning("bttackler stopper: pickled before its private service listened (%s): the copy lets every trial continue", self._service.error or "not started in time")
+            logger.warning("bttackler stopper: pickled before its private service listened (%s): the copy lets every trial continue", self._service.error or "not started in time")
         return {"url": url, "config": self._config, "timeout": self._timeout, "study": self._study, "keep_payload": self._keep_payload}
 
     def __setstate__(self, state: Dict[str, Any]) -> None:

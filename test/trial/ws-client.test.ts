@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
-import { RpcFailure, TrialRpcClient } from "../../src/service/ws-client.js";
+import { RpcFailure, TrialRpcClient } from "../../src/trial/ws-client.js";
 
 const servers: WebSocketServer[] = [];
 const clients: TrialRpcClient[] = [];

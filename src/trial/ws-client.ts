@@ -1,7 +1,7 @@
 /**
  * A small JSON-RPC 2.0 client of `bttackler serve` over WebSocket (docs/protocol.md),
- * for the trial SDK's standalone host. It lives here because src/service/ is the only code that
- * knows sockets.
+ * for the trial SDK's standalone host (standalone-host.ts), its only user. The service's own
+ * sockets (the server side) are in src/service/.
  *
  * - Lazy: it connects at the first call, and again at the next call after the
  *   connection was lost.
