@@ -15,14 +15,19 @@
  *   floor(early_val_lag_until * max_steps): then the model is learning and validation lags
  *   (batch norm's statistics settling, heavy dropout); it often catches up within a few
  *   epochs, and a validation curve still flat after that will not.
+ *   With at least early_min_peers trials of the study at the step (peers, carried forward as
+ *   for LAG), a curve is called flat only when at least early_behind_share_min of them have a
+ *   lower value: a trial ahead of most of its study is slow, not stuck.
  * Late (step >= floor(late_start * max_steps)), separately for the train and the val
  *   loss curve L (|L| >= late_min_points), split at h = floor(|L| / 2):
  *   fires when CV(L[h:]) > CV(L[:h])                                       (rule late_cv_rising)
  * CV = std / mean (population std); a curve with a non-positive mean has no CV and is skipped.
  * Defaults: early_cv_min = 0.01 (the reference's p_sc1 is 1e-4), early_val_check = true,
  *   early_min_points = 5 (first check at step 4: plateaus of three or four epochs before a
- *   breakthrough are common outside MNIST MLPs), early_progress_window = 2,
- *   early_progress_min = 1e-3, early_val_gap = 0.1, late_min_points = 6 (the reference's window), late_start = 0.5,
+ *   breakthrough are common outside MNIST MLPs), early_progress_window = 3,
+ *   early_progress_min = 0.003, early_val_gap = 0.1, early_val_lag_until = 0.4,
+ *   early_behind_share_min = 0.5, early_min_peers = 10, late_min_points = 6 (the reference's
+ *   window), late_start = 0.5,
  *   late_check = false: the late check is off
  *   by default, because CV is scale-free: on a loss that decays exponentially towards a
  *   small floor both halves have nearly the same CV, so noise decides, and on a steady
