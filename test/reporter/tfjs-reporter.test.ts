@@ -235,11 +235,14 @@ describe.each(BACKENDS)("tfjsReporter on the %s backend", (backend) => {
     expect(reporter.payloads[2]?.layers?.[0]?.bias_grad_zero_frac).toBe(1);
     const stop = diagnose(reporter.payloads).find((v) => v.stop);
     // UWR's progress guard reads three values of a loss that no longer falls, so the stop comes at step 2: the weights
-    // stop moving (UWR) and no unit receives gradient (DEAD, from the bias gradients, confirmed at its second
-    // detection). VG's stage, the first half of 4 epochs, ends before its guard has three losses.
+    // stop moving (UWR). No unit receives gradient (DEAD, from the bias gradients) stops it with UWR when the units
+    // were already dead at step 1 (its second detection), which depends on the initialisation. VG's stage, the first
+    // half of 4 epochs, ends before its guard has three losses.
     expect(stop?.step).toBe(2);
     const codes = stop?.symptoms.filter((s) => s.action === "stop").map((s) => s.code) ?? [];
-    expect(new Set(codes)).toEqual(new Set(["UWR", "DEAD"]));
+    expect(codes).toContain("UWR");
+    expect(codes.every((c) => c === "UWR" || c === "DEAD")).toBe(true);
+    expect(stop?.symptoms.some((s) => s.code === "DEAD")).toBe(true);
   });
 
   it("shows vanishing gradients for a deep sigmoid net with a tiny initialisation", async () => {
