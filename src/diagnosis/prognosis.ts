@@ -42,7 +42,7 @@
  *   cohort protection.
  */
 import { describeObjective, type ObjectiveCandidate, objectiveValue, ruleCandidates } from "./objective.js";
-import { stepAt, validationLags, type Finding, type RuleContext, type Series, type SymptomRule } from "./rule.js";
+import { validationLags, type Finding, type RuleContext, type Series, type SymptomRule } from "./rule.js";
 import { fmt, percentileOfSorted, searchSorted, slope } from "./stats.js";
 import type { ObjectiveConfig, PrognosisOptions } from "./types.js";
 
@@ -72,8 +72,7 @@ export class PrognosisRule implements SymptomRule {
     const o = this.options;
     const judged = objectiveValue(this.candidates, ctx.payload);
     if (judged === undefined) return [];
-    const patient = ctx.maxSteps === undefined || ctx.step < stepAt(o.val_lag_until, ctx.maxSteps);
-    if (patient && validationLags(ctx, o.train_metric, o.val_metric, o.val_gap)) return [];
+    if (validationLags(ctx, o.train_metric, o.val_metric, o.val_gap, o.val_lag_until)) return [];
     const outcomes = ctx.outcomes(judged.metric);
     if (outcomes === undefined || outcomes.finished.length < o.min_finished) return [];
     const left = outcomes.finished.length + outcomes.departed.length;

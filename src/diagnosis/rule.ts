@@ -156,20 +156,27 @@ export function progressGuard(ctx: RuleContext, o: ProgressGuardOptions): { open
   return { open: fall < o.progress_min, fall };
 }
 
+/** A relative fall (relativeFall) in words: "fell 0.3 %", or "rose 0.2 %" when it is negative. */
+export function describeFall(fall: number): string {
+  return `${fall < 0 ? "rose" : "fell"} ${fmt(100 * Math.abs(fall))} %`;
+}
+
 /** The clause a message adds when the progress guard was open: how little the loss fell. */
 export function progressClause(o: ProgressGuardOptions, fall: number | undefined): string {
   if (fall === undefined) return "";
-  return ` while ${o.progress_metric} ${fall < 0 ? "rose" : "fell"} ${fmt(100 * Math.abs(fall))} % over ${o.progress_window} steps (progress from ${fmt(100 * o.progress_min)} %)`;
+  return ` while ${o.progress_metric} ${describeFall(fall)} over ${o.progress_window} steps (progress from ${fmt(100 * o.progress_min)} %)`;
 }
 
 /**
  * Whether validation lags training at this step: `train` lies more than `gap` (a fraction)
  * below `val` (train < (1 - gap) * val, both reported at this step). The model is learning
  * and validation has not caught up (batch norm's running statistics settling, heavy dropout),
- * so a judgement by the validation curve waits. False when either is missing or gap is 1.
+ * so a judgement by the validation curve waits, but only before step floor(until * max_steps)
+ * (without max_steps, always). False when either is missing, gap is 1, or the wait is over.
  */
-export function validationLags(ctx: RuleContext, train: string, val: string, gap: number): boolean {
+export function validationLags(ctx: RuleContext, train: string, val: string, gap: number, until: number): boolean {
   if (!(gap < 1)) return false;
+  if (ctx.maxSteps !== undefined && ctx.step >= stepAt(until, ctx.maxSteps)) return false;
   const t = ctx.series(train);
   const v = ctx.series(val);
   if (t.steps.at(-1) !== ctx.step || v.steps.at(-1) !== ctx.step) return false;

@@ -40,7 +40,7 @@
  *   that is still falling; the late check is opt-in.
  */
 import type { Finding, RuleContext, SymptomRule } from "./rule.js";
-import { stepAt, validationLags } from "./rule.js";
+import { describeFall, stepAt, validationLags } from "./rule.js";
 import type { SlowConvergenceOptions } from "./types.js";
 import { cv, fmt, relativeFall } from "./stats.js";
 
@@ -66,8 +66,7 @@ export class SlowConvergenceRule implements SymptomRule {
 
   private early(ctx: RuleContext): Finding[] {
     const o = this.options;
-    const patient = ctx.step < stepAt(o.early_val_lag_until, ctx.maxSteps as number);
-    const lagging = patient && validationLags(ctx, o.metric, o.val_metric, o.early_val_gap);
+    const lagging = validationLags(ctx, o.metric, o.val_metric, o.early_val_gap, o.early_val_lag_until);
     const metrics = o.early_val_check && !lagging ? [o.metric, o.val_metric] : [o.metric];
     return metrics.flatMap((metric): Finding[] => {
       const values = ctx.series(metric).values;
@@ -79,7 +78,7 @@ export class SlowConvergenceRule implements SymptomRule {
       const behind = this.behindShare(ctx, metric, values[values.length - 1] as number);
       if (behind !== undefined && behind.share < o.early_behind_share_min) return [];
       const among = behind === undefined ? "" : `, behind ${fmt(100 * behind.share)} % of the ${behind.size} trials at step ${ctx.step}`;
-      const fell = fall === undefined ? "" : `, ${fall < 0 ? "rose" : "fell"} ${fmt(100 * Math.abs(fall))} % over the last ${o.early_progress_window} steps`;
+      const fell = fall === undefined ? "" : `, ${describeFall(fall)} over the last ${o.early_progress_window} steps`;
       return [
         {
           rule: "flat_curve",
