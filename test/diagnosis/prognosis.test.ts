@@ -29,6 +29,13 @@ function finish(engine: DiagnosisEngine, trial: string, values: number[], metric
 
 const at = (step: number, v: number, metric: Metric = "val_acc"): PayloadV1 => ({ step, metrics: { [metric]: v } });
 
+/** Two winners (ending at 0.9 and 0.95) and four mediocre trials (ending at 0.5) finish: cut P75 = 0.8, IQR = 0.3. */
+function finishWinnersAndMediocre(engine: DiagnosisEngine): void {
+  finish(engine, "w1", rising(0.3, 0.9));
+  finish(engine, "w2", rising(0.35, 0.95));
+  for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+}
+
 describe("PROG rule formula", () => {
   it("ships the documented defaults (resolveConfig({}))", () => {
     const o = resolveConfig({}).rules.PROG;
@@ -77,9 +84,7 @@ describe("PROG rule formula", () => {
     /** The step at which the lagging trial is stopped, or -1. */
     const stoppedAt = (prog: Record<string, unknown>, trainLoss = 0.4): number => {
       const engine = progEngine(prog);
-      finish(engine, "w1", rising(0.3, 0.9));
-      finish(engine, "w2", rising(0.35, 0.95));
-      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+      finishWinnersAndMediocre(engine);
       // val accuracy like the mediocre ones', while the train loss is far below the val loss (0.4 < 0.5 x 2.3)
       const slow = rising(0.1, 0.5);
       for (let s = 0; s < STEPS; s++) {
@@ -96,9 +101,7 @@ describe("PROG rule formula", () => {
   it("spares a trial that misses the cut by less than margin x the outcomes' interquartile range", () => {
     const run = (margin: number): string[] => {
       const engine = progEngine({ margin });
-      finish(engine, "w1", rising(0.3, 0.9));
-      finish(engine, "w2", rising(0.35, 0.95));
-      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+      finishWinnersAndMediocre(engine);
       // outcomes 0.5 x4, 0.9, 0.95: cut P75 = 0.8, IQR = 0.3; the slow trial's optimistic forecast is 0.5
       const slow = rising(0.1, 0.5);
       return [0, 1, 2].flatMap((s) => tags(engine.report("slow", at(s, slow[s]!))));
@@ -110,9 +113,7 @@ describe("PROG rule formula", () => {
   it("with trend, spares a trial whose own curve, carried on to its last step, would reach the cut", () => {
     const run = (trend: boolean): string[] => {
       const engine = progEngine({ trend });
-      finish(engine, "w1", rising(0.3, 0.9));
-      finish(engine, "w2", rising(0.35, 0.95));
-      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
+      finishWinnersAndMediocre(engine);
       // like the mediocre ones for 3 steps, but climbing 0.1 a step: 0.3 + 0.1 x 7 = 1.0 by step 9
       const bloomer = [0.1, 0.2, 0.3];
       return bloomer.flatMap((v, s) => tags(engine.report("bloomer", at(s, v))));
