@@ -13,7 +13,7 @@ import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { calibrationTrial, isHopeless as hopelessOutcome } from "../../../src/calibration/outcome.js";
-import { DEFAULT_TASK_GOAL, readTraceFile as readAnyTraceFile, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
+import { DEFAULT_TASK_GOAL, readTraceFile as readAnyTraceFile, taskGoalOf, type TraceTrial as AnyTraceTrial } from "../../../src/replay/trace-format.js";
 import type { AnyTrialConfig, TaskKind } from "./tasks.js";
 import { loadTextSplit } from "./text-data.js";
 
@@ -149,7 +149,12 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const { trials } = readTraceFile(path);
   const first = trials[0];
   const lossOnly = first?.objective === "val_loss";
-  console.log(lossOnly && first !== undefined ? summarizeLoss(trials, loadTextSplit({ train: first.split.train, val: first.split.val, test: first.split.test }).unigramLoss) : summarize(trials));
+  // the lines' task block states the unigram baseline; the first char-rnn lines had none, so it is computed from the text
+  const baseline = (t: TraceTrial): number => {
+    const stated = taskGoalOf(t).hopeless_at;
+    return Number.isFinite(stated) ? stated : loadTextSplit({ train: t.split.train, val: t.split.val, test: t.split.test }).unigramLoss;
+  };
+  console.log(lossOnly && first !== undefined ? summarizeLoss(trials, baseline(first)) : summarize(trials));
   const bytes = statSync(path).size;
   const gzipped = gzipSync(readFileSync(path), { level: 9 }).length;
   const perTrial = (n: number): string => (trials.length > 0 ? ((n / trials.length) * 300 / 1e6).toFixed(1) : "?");
