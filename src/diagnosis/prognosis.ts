@@ -24,7 +24,9 @@
  *   i.e. o < c - margin IQR (maximize), o > c + margin IQR (minimize).
  * The optimistic forecast o is the better of the neighbours' end and, with `trend`, the
  *   trial's own trend (least-squares slope of its last `window` values) carried on to its last
- *   planned step: a curve still climbing is not written off.
+ *   planned step: a curve still climbing is not written off. A minimized curve that is positive
+ *   throughout (a loss) is carried on the log scale, v_t exp(slope(log v) (T - t)): a loss falls by
+ *   a factor per step, and a line through a steep fall (600, 300, 150) would forecast a loss below 0.
  * Validation lags: before step floor(val_lag_until * max_steps), the rule waits while
  *   train_metric < (1 - val_gap) * val_metric at the step: the model learns and validation has
  *   not caught up (batch-norm CNNs whose val accuracy sits at chance for seven epochs and
@@ -50,6 +52,16 @@ import type { ObjectiveConfig, PrognosisOptions } from "./types.js";
 function valueAt(series: Series, step: number): number | undefined {
   const i = searchSorted(series.steps as number[], step, "left");
   return series.steps[i] === step ? series.values[i] : undefined;
+}
+
+/**
+ * The trial's value `ahead` steps on, carried along the least-squares trend of `recent` (ending at `now`).
+ * A minimized curve that is positive throughout (a loss) is carried on the log scale: a loss falls by a
+ * factor per step, and a straight line through a steep fall would forecast a loss below zero.
+ */
+export function carriedTrend(recent: readonly number[], now: number, ahead: number, minimize: boolean): number {
+  if (minimize && now > 0 && recent.every((v) => v > 0)) return now * Math.exp(slope(recent.map(Math.log)) * ahead);
+  return now + slope(recent) * ahead;
 }
 
 export class PrognosisRule implements SymptomRule {
@@ -106,13 +118,13 @@ export class PrognosisRule implements SymptomRule {
       .sort((a, b) => a.d - b.d || a.i - b.i)
       .slice(0, o.neighbors);
     const forecasts = nearest.map((x) => x.f);
+    const maximize = judged.direction === "maximize";
     const low = Math.min(...forecasts);
     const high = Math.max(...forecasts);
-    const maximize = judged.direction === "maximize";
     // the trial's own trend, carried on to its last planned step: a curve still climbing is not written off
     const last = ctx.maxSteps === undefined ? undefined : ctx.maxSteps - 1;
     const recent = own.values.slice(-o.window);
-    const trend = o.trend && last !== undefined && recent.length >= 2 ? vt + slope(recent) * (last - ctx.step) : undefined;
+    const trend = o.trend && last !== undefined && recent.length >= 2 ? carriedTrend(recent, vt, last - ctx.step, !maximize) : undefined;
     const neighbours = maximize ? high : low;
     const optimistic = trend === undefined ? neighbours : maximize ? Math.max(neighbours, trend) : Math.min(neighbours, trend);
 

@@ -122,6 +122,21 @@ describe("PROG rule formula", () => {
     expect(run(true)).toEqual([]);
   });
 
+  it("carries a positive loss's trend on the log scale: a steep fall is a factor per step, not a line below zero", () => {
+    const run = (curve: number[]): string[] => {
+      const engine = progEngine({ trend: true });
+      // a loss-only study: val_loss ends at 0.25 and 0.3 (winners) and at 1.0 (x4): cut P25 = 0.475
+      finish(engine, "w1", rising(2, 0.3), "val_loss");
+      finish(engine, "w2", rising(2, 0.25), "val_loss");
+      for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(2.3, 1.0), "val_loss");
+      return curve.flatMap((v, s) => tags(engine.report("t", at(s, v, "val_loss"))));
+    };
+    // halving from 600: a straight line through 600, 300, 150 would end below zero; halving on, it ends at 1.17
+    expect(run([600, 300, 150])).toEqual(["PROG:cannot_reach_top:stop"]);
+    // halving from 2: 0.5 at step 2, 0.004 at step 9 on the log scale: spared
+    expect(run([2, 1, 0.5])).toEqual([]);
+  });
+
   it("says nothing while fewer than min_finished trials have finished, or fewer than min_outcomes have left", () => {
     const engine = progEngine();
     finish(engine, "w1", rising(0.3, 0.9));
