@@ -59,7 +59,7 @@ function valueAt(series: Series, step: number): number | undefined {
  * A minimized curve that is positive throughout (a loss) is carried on the log scale: a loss falls by a
  * factor per step, and a straight line through a steep fall would forecast a loss below zero.
  */
-export function carriedTrend(recent: readonly number[], now: number, ahead: number, minimize: boolean): number {
+function carriedTrend(recent: readonly number[], now: number, ahead: number, minimize: boolean): number {
   if (minimize && now > 0 && recent.every((v) => v > 0)) return now * Math.exp(slope(recent.map(Math.log)) * ahead);
   return now + slope(recent) * ahead;
 }
@@ -118,9 +118,9 @@ export class PrognosisRule implements SymptomRule {
       .sort((a, b) => a.d - b.d || a.i - b.i)
       .slice(0, o.neighbors);
     const forecasts = nearest.map((x) => x.f);
-    const maximize = judged.direction === "maximize";
     const low = Math.min(...forecasts);
     const high = Math.max(...forecasts);
+    const maximize = judged.direction === "maximize";
     // the trial's own trend, carried on to its last planned step: a curve still climbing is not written off
     const last = ctx.maxSteps === undefined ? undefined : ctx.maxSteps - 1;
     const recent = own.values.slice(-o.window);
