@@ -47,6 +47,8 @@ export interface StartOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** Instead of `dist/cli/main.js serve --port P ARGS`: another program (after nodeArgs) that prints such a start-up line. */
   program?: string[];
+  /** Called with every line it writes on standard error, as it comes (e.g. to wait for one). */
+  onLine?: (line: string) => void;
 }
 
 const LOG_TAIL = 50;
@@ -86,6 +88,7 @@ export function startService(options: StartOptions = {}): Promise<ServiceProcess
         partial = partial.slice(nl + 1);
         lines.push(line);
         if (lines.length > keep) lines.shift();
+        options.onLine?.(line);
         if (line.includes('"level":"error"') && errors.length < 100) errors.push(line);
         const address = listening ? undefined : listeningAddress(line);
         if (address !== undefined) {

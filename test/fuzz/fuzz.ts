@@ -5,7 +5,7 @@
  * not answering service.health, memory growing beyond the stated bound. See run.ts and
  * docs/reliability.md.
  *
- * Usage: npm run fuzz -- [--frames N] [--seed S] [--seconds LIMIT] [--connections C] [--max-rss-growth MIB] [--json]
+ * Usage: npm run fuzz -- [--frames N] [--seed S] [--seconds LIMIT] [--connections C] [--max-live-growth MIB] [--max-rss-growth MIB] [--json]
  * Frame i depends only on (seed, i, N): a failure names its frame index and family, and
  * the same seed sends the same frames again.
  */
@@ -27,6 +27,7 @@ function readOptions(argv: string[]): { options: FuzzOptions; json: boolean } {
       seed: { type: "string", default: String(DEFAULT_OPTIONS.seed) },
       seconds: { type: "string", default: String(DEFAULT_OPTIONS.seconds) },
       connections: { type: "string", default: String(DEFAULT_OPTIONS.connections) },
+      "max-live-growth": { type: "string", default: String(DEFAULT_OPTIONS.maxLiveGrowthMiB) },
       "max-rss-growth": { type: "string", default: String(DEFAULT_OPTIONS.maxRssGrowthMiB) },
       json: { type: "boolean", default: false },
     },
@@ -36,6 +37,7 @@ function readOptions(argv: string[]): { options: FuzzOptions; json: boolean } {
     seed: integerOption("seed", values.seed, 0),
     seconds: integerOption("seconds", values.seconds, 1),
     connections: integerOption("connections", values.connections, 1),
+    maxLiveGrowthMiB: integerOption("max-live-growth", values["max-live-growth"], 1),
     maxRssGrowthMiB: integerOption("max-rss-growth", values["max-rss-growth"], 1),
     log: (line) => process.stderr.write(`${line}\n`),
   };

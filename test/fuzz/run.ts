@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { RawLink, WsLink, type FuzzLink } from "./connections.js";
+import { HEAP_PROBE_NODE_ARGS, HeapProbe, liveMiB, type HeapSample } from "./heap.js";
 import { FAMILIES, familyOf, frameAt, type Family, type FrameSpace, type FuzzFrame } from "./frames.js";
 import type { Failure, ReplyTally } from "./ledger.js";
 import { BINARY_EXPECTATION, expectationOf } from "./oracle.js";
@@ -24,19 +25,23 @@ export interface FuzzOptions {
   /** WebSocket clients (the `ws` library); two raw sockets come on top. */
   connections: number;
   /**
-   * Memory criterion: RSS at the end minus RSS after the warm-up, in MiB, both taken
-   * with the service idle (the least of 2 s of samples). The state the service may keep
-   * is bounded by the frame pools (4 studies × 32 trials × 64 steps of verdicts at most,
-   * a few MB), so what grows beyond the noise of V8's heap sizing (young generation,
-   * old-space growth before a full collection: tens of MB) is a leak: 1 KB per frame
+   * Memory criterion: live memory (V8 heap in use plus external memory, after full
+   * garbage collections; see heap.ts) at the end minus after the warm-up, in MiB. The
+   * state the service may keep is bounded by the frame pools (4 studies × 32 trials × 64
+   * steps of verdicts at most, a few MB), so what grows beyond it is a leak: 1 KB per frame
    * would be ~95 MiB over 100,000 frames.
+   */
+  maxLiveGrowthMiB: number;
+  /**
+   * The resident set size after those collections may grow by this much (MiB): a coarse
+   * guard for memory outside V8 (SQLite, sockets), which keeps pages V8 has freed.
    */
   maxRssGrowthMiB: number;
   /** Progress lines go here. */
   log: (line: string) => void;
 }
 
-export const DEFAULT_OPTIONS: Omit<FuzzOptions, "log"> = { frames: 100_000, seed: 1, seconds: 600, connections: 4, maxRssGrowthMiB: 64 };
+export const DEFAULT_OPTIONS: Omit<FuzzOptions, "log"> = { frames: 100_000, seed: 1, seconds: 600, connections: 4, maxLiveGrowthMiB: 16, maxRssGrowthMiB: 64 };
 
 export interface FuzzSummary {
   options: Omit<FuzzOptions, "log">;
@@ -45,8 +50,10 @@ export interface FuzzSummary {
   /** Reply objects by error code ("ok" for results), batch members included. */
   repliesByCode: Record<string, number>;
   durationS: number;
-  rssStartMiB: number;
-  rssEndMiB: number;
+  /** Live memory and RSS after full collections, after the warm-up and at the end. */
+  memoryStart: HeapSample;
+  memoryEnd: HeapSample;
+  /** Highest RSS sampled during the run (no collection forced). */
   rssPeakMiB: number;
   healthChecks: number;
   /** Connections the service closed on purpose, by close code (1009 oversized, 1002/1007 protocol violations). */
@@ -61,7 +68,6 @@ const RAW_WINDOW = 4;
 const REPLY_TIMEOUT_MS = 30_000;
 const HEALTH_EVERY_MS = 1_000;
 const WARM_UP_FRAMES = 5_000;
-const QUIET_MS = 2_000;
 
 type LinkKind = "ws" | "raw";
 
@@ -114,6 +120,7 @@ class FuzzRun {
     private readonly options: FuzzOptions,
     private readonly service: ServiceProcess,
     private readonly space: FrameSpace,
+    private readonly heap: HeapProbe,
   ) {
     void service.exited.then((exit) => {
       if (this.stopping) return;
@@ -128,8 +135,8 @@ class FuzzRun {
     const health = await HealthMonitor.open(this.service, (failure) => this.fail(failure), () => this.abort());
     const warmUp = Math.min(WARM_UP_FRAMES, Math.floor(this.options.frames / 10));
     await this.sendRange(0, warmUp);
-    const rssStart = this.aborted ? Number.NaN : await this.quietRss();
-    this.options.log(`warm-up: ${warmUp} frames; service RSS ${rssStart.toFixed(1)} MiB`);
+    const memoryStart = await this.memory();
+    this.options.log(`warm-up: ${warmUp} frames; service live memory ${liveMiB(memoryStart).toFixed(1)} MiB, RSS ${memoryStart.rssMiB.toFixed(1)} MiB`);
     const progress = setInterval(() => this.progress(), 10_000);
     await this.sendRange(warmUp, this.options.frames);
     clearInterval(progress);
@@ -137,29 +144,37 @@ class FuzzRun {
     await new Promise((resolve) => setTimeout(resolve, 500)); // a stray second reply would arrive now
     if (!this.aborted) await health.finalCheck();
     this.healthChecks = health.stop();
-    const rssEnd = this.aborted ? Number.NaN : await this.quietRss();
-    this.rssPeak = Math.max(this.rssPeak, health.rssPeak, rssEnd);
-    if (rssEnd - rssStart > this.options.maxRssGrowthMiB) {
-      this.fail({ problem: `memory not stable: RSS grew by ${(rssEnd - rssStart).toFixed(1)} MiB (${rssStart.toFixed(1)} → ${rssEnd.toFixed(1)}), limit ${this.options.maxRssGrowthMiB} MiB` });
-    }
+    const memoryEnd = await this.memory();
+    this.rssPeak = Math.max(this.rssPeak, health.rssPeak);
+    this.checkMemory(memoryStart, memoryEnd);
     for (const line of this.service.errorLines()) this.fail({ problem: `the service logged an error: ${line.slice(0, 300)}` });
     for (const slot of this.slots) slot.link.close();
     this.stopping = true;
-    return this.summary(rssStart, rssEnd, stoppedByTimeLimit);
+    return this.summary(memoryStart, memoryEnd, stoppedByTimeLimit);
   }
 
-  /**
-   * The service's RSS once it is idle: the smallest of samples over QUIET_MS with no frame
-   * in flight, so that start and end are measured alike and neither catches a transient
-   * peak (a 300 KB batch reply, a young generation about to be collected).
-   */
-  private async quietRss(): Promise<number> {
-    let rss = Number.POSITIVE_INFINITY;
-    for (let waited = 0; waited <= QUIET_MS; waited += 200) {
-      rss = Math.min(rss, rssMiB(this.service.pid));
-      await sleepValue(200, undefined);
+  /** The service's memory after full collections, with nothing in flight; NaN when the run was aborted or the probe failed. */
+  private async memory(): Promise<HeapSample> {
+    const none: HeapSample = { heapUsedMiB: Number.NaN, externalMiB: Number.NaN, rssMiB: Number.NaN };
+    if (this.aborted) return none;
+    try {
+      return await this.heap.sample(this.service.pid);
+    } catch (err) {
+      this.fail({ problem: (err as Error).message });
+      return none;
     }
-    return rss;
+  }
+
+  /** Fails the run when live memory or the RSS grew beyond its bound between the two samples. */
+  private checkMemory(start: HeapSample, end: HeapSample): void {
+    const live = liveMiB(end) - liveMiB(start);
+    if (live > this.options.maxLiveGrowthMiB) {
+      this.fail({ problem: `memory not stable: live memory grew by ${live.toFixed(1)} MiB (${liveMiB(start).toFixed(1)} → ${liveMiB(end).toFixed(1)}), limit ${this.options.maxLiveGrowthMiB} MiB` });
+    }
+    const rss = end.rssMiB - start.rssMiB;
+    if (rss > this.options.maxRssGrowthMiB) {
+      this.fail({ problem: `memory not stable: RSS after garbage collection grew by ${rss.toFixed(1)} MiB (${start.rssMiB.toFixed(1)} → ${end.rssMiB.toFixed(1)}), limit ${this.options.maxRssGrowthMiB} MiB` });
+    }
   }
 
   private async addSlot(kind: LinkKind, name: string): Promise<Slot> {
@@ -283,7 +298,7 @@ class FuzzRun {
     this.options.log(`… ${this.framesSent} frames in ${seconds.toFixed(0)} s, ${this.tally.failures.length} failure(s), service RSS ${rss}`);
   }
 
-  private summary(rssStart: number, rssEnd: number, stoppedByTimeLimit: boolean): FuzzSummary {
+  private summary(memoryStart: HeapSample, memoryEnd: HeapSample, stoppedByTimeLimit: boolean): FuzzSummary {
     const { log: _log, ...options } = this.options;
     return {
       options,
@@ -291,9 +306,9 @@ class FuzzRun {
       framesByFamily: this.framesByFamily,
       repliesByCode: Object.fromEntries([...this.tally.byCode].sort(([a], [b]) => a.localeCompare(b))),
       durationS: (performance.now() - this.started) / 1000,
-      rssStartMiB: rssStart,
-      rssEndMiB: rssEnd,
-      rssPeakMiB: this.rssPeak,
+      memoryStart,
+      memoryEnd,
+      rssPeakMiB: Math.max(this.rssPeak, memoryEnd.rssMiB),
       healthChecks: this.healthChecks,
       closesByCode: Object.fromEntries(this.closesByCode),
       stoppedByTimeLimit,
@@ -386,12 +401,13 @@ class HealthMonitor {
 export async function runFuzz(options: FuzzOptions): Promise<FuzzSummary> {
   const dir = mkdtempSync(join(tmpdir(), "bttackler-fuzz-"));
   // FUZZ_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" profiles the service
-  const nodeArgs = process.env.FUZZ_NODE_ARGS ? process.env.FUZZ_NODE_ARGS.split(" ") : [];
-  const service = await startService({ args: ["--db", join(dir, "fuzz.db")], nodeArgs, keepLines: 50 });
+  const nodeArgs = [...HEAP_PROBE_NODE_ARGS, ...(process.env.FUZZ_NODE_ARGS ? process.env.FUZZ_NODE_ARGS.split(" ") : [])];
+  const heap = new HeapProbe();
+  const service = await startService({ args: ["--db", join(dir, "fuzz.db")], nodeArgs, keepLines: 50, onLine: heap.onLine });
   options.log(`service ${service.url} (pid ${service.pid}), database ${join(dir, "fuzz.db")}`);
   try {
     const space: FrameSpace = { seed: options.seed, total: options.frames, maxPayload: 1024 * 1024 };
-    return await new FuzzRun(options, service, space).run();
+    return await new FuzzRun(options, service, space, heap).run();
   } finally {
     await stopService(service);
     rmSync(dir, { recursive: true, force: true });
