@@ -11,7 +11,9 @@
  *   f_j = F_j + (v_t - u_j,t)                                      (j's end, from where v is)
  * Take the k = `neighbors` finished trials with the smallest d_j (ties: earlier finished
  * first). The forecast interval is [min f_j, max f_j] over them, and the optimistic
- * forecast o is its better end (max for maximize, min for minimize).
+ * forecast o is its better end (max for maximize, min for minimize), carried `reach` x
+ * (max f_j - min f_j) further in the better direction (0 by default: the best of k
+ * neighbours is beaten by about one trial in k + 1, and reach trades stops for safety).
  * The cut c is where the study's top `top_share` begins (linear percentile,
  * 100 (1 - top_share) for maximize, 100 top_share for minimize) over the outcomes of every
  * trial that has left the study: the finished ones at their final value, the stopped and
@@ -33,7 +35,7 @@
  *   ends at 0.92); the nearest curves of such a trial are those of trials that never learned.
  * When no trial has finished yet it says nothing.
  * Defaults: metric = "objective", neighbors = 5, window = 3, top_share = 0.25,
- *   min_finished = 5, min_outcomes = 10, margin = 0.1, trend = true, train_metric =
+ *   min_finished = 5, min_outcomes = 10, margin = 0.1, reach = 0, trend = true, train_metric =
  *   train_loss, val_metric = val_loss, val_gap = 0.5, val_lag_until = 0.4; min_step = 5,
  *   persistence = 2, protectable. Stage: every step. Chosen across tasks:
  *   docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out.
@@ -125,7 +127,7 @@ export class PrognosisRule implements SymptomRule {
     const last = ctx.maxSteps === undefined ? undefined : ctx.maxSteps - 1;
     const recent = own.values.slice(-o.window);
     const trend = o.trend && last !== undefined && recent.length >= 2 ? carriedTrend(recent, vt, last - ctx.step, !maximize) : undefined;
-    const neighbours = maximize ? high : low;
+    const neighbours = maximize ? high + o.reach * (high - low) : low - o.reach * (high - low);
     const optimistic = trend === undefined ? neighbours : maximize ? Math.max(neighbours, trend) : Math.min(neighbours, trend);
 
     const all = [...outcomes.finished.map((j) => j.values[j.values.length - 1] as number), ...outcomes.departed].sort((a, b) => a - b);

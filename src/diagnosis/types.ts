@@ -246,7 +246,7 @@ export interface SaturationOptions extends RuleOptions {
   exclude_output_layer: boolean;
 }
 
-export interface DeadUnitOptions extends RuleOptions {
+export interface DeadUnitOptions extends RuleOptions, ProgressGuardOptions {
   dead_frac_median_max: number;
   exclude_output_layer: boolean;
 }
@@ -279,6 +279,8 @@ export interface PrognosisOptions extends RuleOptions {
   min_outcomes: number;
   /** How far the optimistic forecast must miss the cut, in interquartile ranges of the outcomes. */
   margin: number;
+  /** How far past the best neighbour the optimistic forecast reaches, as a share of the forecast interval's width. */
+  reach: number;
   /** Whether the trial's own trend, carried on to its last planned step, also bounds the optimistic forecast. */
   trend: boolean;
   /** The rule waits while train_metric < (1 - val_gap) * val_metric at the step (validation lags training); 1 turns this off. */

@@ -39,7 +39,7 @@ function finishWinnersAndMediocre(engine: DiagnosisEngine): void {
 describe("PROG rule formula", () => {
   it("ships the documented defaults (resolveConfig({}))", () => {
     const o = resolveConfig({}).rules.PROG;
-    expect([o.enabled, o.trend, o.metric, o.direction, o.neighbors, o.window, o.top_share, o.min_finished, o.min_outcomes, o.margin, o.min_step, o.persistence, o.protectable]).toEqual([
+    expect([o.enabled, o.trend, o.metric, o.direction, o.neighbors, o.window, o.top_share, o.min_finished, o.min_outcomes, o.margin, o.reach, o.min_step, o.persistence, o.protectable]).toEqual([
       true,
       true,
       "objective",
@@ -50,6 +50,7 @@ describe("PROG rule formula", () => {
       5,
       10,
       0.1,
+      0,
       5,
       2,
       true,
@@ -108,6 +109,26 @@ describe("PROG rule formula", () => {
     };
     expect(run(0.9)).toEqual(["PROG:cannot_reach_top:stop"]); // 0.5 < 0.8 - 0.27
     expect(run(1.1)).toEqual([]); // 0.5 > 0.8 - 0.33
+  });
+
+  it.each(["maximize", "minimize"] as const)("with reach, carries the optimistic forecast past the best neighbour by reach x the interval's width (%s)", (direction) => {
+    const metric: Metric = direction === "maximize" ? "val_acc" : "val_loss";
+    const flip = (xs: number[]): number[] => (direction === "maximize" ? xs : xs.map((x) => 1 - x));
+    const run = (reach: number): string[] => {
+      const engine = progEngine({ reach });
+      finish(engine, "w1", flip(rising(0.3, 0.9)), metric);
+      finish(engine, "w2", flip(rising(0.35, 0.95)), metric);
+      finish(engine, "m1", flip(rising(0.1, 0.5)), metric);
+      finish(engine, "m2", flip(rising(0.1, 0.7)), metric);
+      finish(engine, "m3", flip(rising(0.05, 0.45)), metric);
+      finish(engine, "m4", flip(rising(0.05, 0.45)), metric);
+      // nearest two: m1 (forecast 0.5) and m2 (0.7 - 0.044 = 0.656): width 0.156; the cut is 0.85 (0.15 for the loss)
+      const slow = flip(rising(0.1, 0.5));
+      return [0, 1, 2].flatMap((s) => tags(engine.report("slow", at(s, slow[s]!, metric))));
+    };
+    expect(run(0)).toEqual(["PROG:cannot_reach_top:stop"]);
+    expect(run(1)).toEqual(["PROG:cannot_reach_top:stop"]); // 0.656 + 0.156 = 0.81 misses 0.85
+    expect(run(2)).toEqual([]); // 0.656 + 0.311 = 0.97 reaches it
   });
 
   it("with trend, spares a trial whose own curve, carried on to its last step, would reach the cut", () => {

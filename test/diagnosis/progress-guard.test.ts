@@ -1,9 +1,11 @@
 /**
- * The progress guard (src/diagnosis/rule.ts, docs/symptoms.md#progress-guard) that VG and UWR share: a gradient or
- * update symptom holds only while the train loss fell by less than progress_min over the last progress_window steps.
+ * The progress guard (src/diagnosis/rule.ts, docs/symptoms.md#progress-guard) that VG, UWR and DEAD share: a
+ * gradient, update or dead-unit symptom holds only while the train loss fell by less than progress_min over the last
+ * progress_window steps.
  */
 import { describe, expect, it } from "vitest";
 import type { SymptomRule } from "../../src/diagnosis/rule.js";
+import { DeadUnitRule } from "../../src/diagnosis/dead-units.js";
 import { UpdateRatioRule } from "../../src/diagnosis/update-ratio.js";
 import { VanishingGradientRule } from "../../src/diagnosis/vanishing-gradient.js";
 import type { PayloadV1 } from "../../src/diagnosis/types.js";
@@ -25,6 +27,12 @@ const FAMILIES = [
     make: (o: ConfigOverrides["rules"]) => new UpdateRatioRule(makeConfig({ rules: o }).rules.UWR),
     layers: () => layers10({ update_ratio: 5 }),
     rule: "update_ratio_high",
+  },
+  {
+    code: "DEAD",
+    make: (o: ConfigOverrides["rules"]) => new DeadUnitRule(makeConfig({ rules: o }).rules.DEAD),
+    layers: () => layers10({ act_zero_frac: 0.9 }),
+    rule: "dead_units",
   },
 ] as const;
 
