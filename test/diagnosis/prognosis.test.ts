@@ -36,6 +36,17 @@ function finishWinnersAndMediocre(engine: DiagnosisEngine): void {
   for (const t of ["m1", "m2", "m3", "m4"]) finish(engine, t, rising(0.1, 0.5));
 }
 
+/** The study's metric in a direction, and the curves in it: accuracies as given to maximize, 1 - accuracy to minimize. */
+function directed(direction: "maximize" | "minimize"): { metric: Metric; flip: (xs: number[]) => number[] } {
+  return direction === "maximize" ? { metric: "val_acc", flip: (xs) => xs } : { metric: "val_loss", flip: (xs) => xs.map((x) => 1 - x) };
+}
+
+/** Finishes one trial per [name, start, end] with a rising curve from start to end, in the direction's terms. */
+function finishRising(engine: DiagnosisEngine, direction: "maximize" | "minimize", trials: [string, number, number][]): void {
+  const { metric, flip } = directed(direction);
+  for (const [name, start, end] of trials) finish(engine, name, flip(rising(start, end)), metric);
+}
+
 describe("PROG rule formula", () => {
   it("ships the documented defaults (resolveConfig({}))", () => {
     const o = resolveConfig({}).rules.PROG;
@@ -60,15 +71,16 @@ describe("PROG rule formula", () => {
 
   it.each(["maximize", "minimize"] as const)("stops a trial whose nearest finished curves all end below the top quartile, not one that follows a winner (%s)", (direction) => {
     const engine = progEngine();
-    const metric: Metric = direction === "maximize" ? "val_acc" : "val_loss";
-    const flip = (xs: number[]): number[] => (direction === "maximize" ? xs : xs.map((x) => 1 - x));
+    const { metric, flip } = directed(direction);
     // finished: two winners (end 0.9, 0.95) and four mediocre ones (end 0.5-0.6); the cut is their top quartile
-    finish(engine, "w1", flip(rising(0.3, 0.9)), metric);
-    finish(engine, "w2", flip(rising(0.35, 0.95)), metric);
-    finish(engine, "m1", flip(rising(0.1, 0.5)), metric);
-    finish(engine, "m2", flip(rising(0.12, 0.55)), metric);
-    finish(engine, "m3", flip(rising(0.11, 0.6)), metric);
-    finish(engine, "m4", flip(rising(0.1, 0.52)), metric);
+    finishRising(engine, direction, [
+      ["w1", 0.3, 0.9],
+      ["w2", 0.35, 0.95],
+      ["m1", 0.1, 0.5],
+      ["m2", 0.12, 0.55],
+      ["m3", 0.11, 0.6],
+      ["m4", 0.1, 0.52],
+    ]);
     const slow = flip(rising(0.1, 0.5));
     expect(tags(engine.report("slow", at(0, slow[0]!, metric)))).toEqual([]);
     expect(tags(engine.report("slow", at(1, slow[1]!, metric)))).toEqual([]); // min_step 2
@@ -112,16 +124,17 @@ describe("PROG rule formula", () => {
   });
 
   it.each(["maximize", "minimize"] as const)("with reach, carries the optimistic forecast past the best neighbour by reach x the interval's width (%s)", (direction) => {
-    const metric: Metric = direction === "maximize" ? "val_acc" : "val_loss";
-    const flip = (xs: number[]): number[] => (direction === "maximize" ? xs : xs.map((x) => 1 - x));
+    const { metric, flip } = directed(direction);
     const run = (reach: number): string[] => {
       const engine = progEngine({ reach });
-      finish(engine, "w1", flip(rising(0.3, 0.9)), metric);
-      finish(engine, "w2", flip(rising(0.35, 0.95)), metric);
-      finish(engine, "m1", flip(rising(0.1, 0.5)), metric);
-      finish(engine, "m2", flip(rising(0.1, 0.7)), metric);
-      finish(engine, "m3", flip(rising(0.05, 0.45)), metric);
-      finish(engine, "m4", flip(rising(0.05, 0.45)), metric);
+      finishRising(engine, direction, [
+        ["w1", 0.3, 0.9],
+        ["w2", 0.35, 0.95],
+        ["m1", 0.1, 0.5],
+        ["m2", 0.1, 0.7],
+        ["m3", 0.05, 0.45],
+        ["m4", 0.05, 0.45],
+      ]);
       // nearest two: m1 (forecast 0.5) and m2 (0.7 - 0.044 = 0.656): width 0.156; the cut is 0.85 (0.15 for the loss)
       const slow = flip(rising(0.1, 0.5));
       return [0, 1, 2].flatMap((s) => tags(engine.report("slow", at(s, slow[s]!, metric))));
