@@ -13,8 +13,10 @@
  * Defaults: grad_median_min = 1e-5, ratio_median_min = 1e-4, zero_layer_grad = true
  *   (the reference's p_vg1 and p_vg2); progress_metric = train_loss, progress_window = 2,
  *   progress_min = 1e-3 (so the rule first speaks at step 2).
- * Stage: first half (step < floor(0.5 * max_steps)). Persistence: 1. Protected: no (chosen
- *   across tasks, docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out).
+ * Stage: first half (step < floor(0.5 * max_steps)). Persistence: 1. Protected: yes (chosen
+ *   across tasks, docs/benchmarks.md#diagnosis-across-tasks--per-task-benchmark-ceilings-leave-one-task-out:
+ *   a sigmoid LSTM whose train loss is among the study's best 10 % at its step, gradients
+ *   3e-6, ends in the char-RNN's top quartile).
  * Source: BTTackler reference (vg_rule1, vg_rule2); DeepDiagnosis (ICSE'22) uses
  *   mean|dW| < 1e-7, AUTOTRAINER a first/last ratio < 1e-3.
  * Differences from the reference: the progress guard.

@@ -129,7 +129,7 @@ describe("resolveConfig", () => {
     const enabled = Object.fromEntries(SYMPTOM_CODES.map((code) => [code, config.rules[code].enabled]));
     expect(enabled).toEqual({ NF: true, EG: true, VG: true, DR: false, SC: true, HO: true, OF: false, NMG: false, DIV: true, UWR: true, SAT: false, DEAD: true, LAG: false, PROG: true });
     expect(config.rules.DIV.factor).toBe(3);
-    expect(config.rules.VG).toMatchObject({ persistence: 1, protectable: false });
+    expect(config.rules.VG).toMatchObject({ persistence: 1, protectable: true });
     expect(config.rules.UWR).toMatchObject({ persistence: 1, protectable: false });
     expect(config.rules.SC).toMatchObject({ persistence: 1, protectable: false, early_cv_min: 0.01, early_val_check: true });
     expect(config.rules.HO.cv_min).toBe(0.4);

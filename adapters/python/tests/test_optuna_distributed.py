@@ -5,7 +5,7 @@ Cohort protection is the cross-trial statistic: a trial whose train loss is with
 from the soft rules (docs/symptoms.md). Two cohort workers, running at the same time, complete
 10 healthy trials (train loss 1.0 + 0.1 × trial number); then a third process runs a probe
 trial with the best loss but vanishing gradients (VG, configured here as a protectable rule
-confirmed at step 1; the shipped default stops VG at once, unprotected). It is protected, so
+confirmed at step 1, with no progress guard; the shipped default stops VG at once). It is protected, so
 it completes. The same probe in a study without that cohort is pruned by VG.
 The probe can only be protected if the service saw the cohort workers' trials in the same
 study as the probe's.

@@ -71,8 +71,8 @@ def protection_objective(kind: str):
 
 def main(storage: str, study_name: str, url: str, kind: str, n_trials: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # the protection studies configure VG as a soft rule (protectable, confirmed at step 1), which
-    # the shipped defaults are not: protection must be able to shield the probe from it; and without
+    # the protection studies configure VG as a soft rule (protectable, confirmed at step 1; the shipped
+    # defaults stop at the first detection): protection must be able to shield the probe from it; and without
     # its progress guard, which would hold VG back on the probe's falling loss before protection is asked
     config = None if kind == "node" else {"rules": {"VG": {"protectable": True, "persistence": 2, "progress_window": 0}}}
     pruner = BTTacklerPruner(url=url, config=config)
