@@ -9,9 +9,11 @@
  * Progress guard (docs/symptoms.md#progress-guard): a finding holds only while the train loss
  *   fell by less than progress_min (relative) over the last progress_window steps: a network
  *   with most units dead that still lowers its loss learns with the units it has (ReLU RNNs
- *   with 72–78 % dead units end in the char-RNN task's top quartile).
+ *   with 72–78 % dead units end in the char-RNN task's top quartile). From a median dead share
+ *   of unguarded_from on the guard does not apply: with (almost) every unit dead, the loss
+ *   moves only by the output layer or by noise (a dead MLP's 12.41, 13.63, 13.63, 13.23 "fell").
  * Defaults: dead_frac_median_max = 0.7, exclude_output_layer = true, min_step = 1;
- *   progress_metric = train_loss, progress_window = 2, progress_min = 1e-3.
+ *   progress_metric = train_loss, progress_window = 2, progress_min = 1e-3, unguarded_from = 0.95.
  * Stage: every step. Persistence: 2. Protected: yes.
  * Source: docs/symptoms.md#dead; DeepDiagnosis (ICSE'22) dead >= 70 %; AUTOTRAINER dying ReLU 0.7.
  *   Unlike DR it does not read kernel gradients, so input sparsity cannot trigger it.
@@ -38,7 +40,8 @@ export class DeadUnitRule implements SymptomRule {
     const dm = median(d);
     const limit = this.options.dead_frac_median_max;
     if (!(dm > limit)) return [];
-    const guard = progressGuard(ctx, this.options);
+    // with (almost) every unit dead the hidden layers cannot learn: a falling loss is the output layer's, or noise
+    const guard = dm >= this.options.unguarded_from ? { open: true, fall: undefined } : progressGuard(ctx, this.options);
     if (!guard.open) return [];
     return [
       {

@@ -249,6 +249,8 @@ export interface SaturationOptions extends RuleOptions {
 export interface DeadUnitOptions extends RuleOptions, ProgressGuardOptions {
   dead_frac_median_max: number;
   exclude_output_layer: boolean;
+  /** From this median dead share on, the progress guard does not apply (the hidden layers cannot learn). */
+  unguarded_from: number;
 }
 
 export interface LaggingOptions extends RuleOptions {

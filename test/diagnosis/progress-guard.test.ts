@@ -80,6 +80,21 @@ describe.each(FAMILIES)("the progress guard of $code", (family) => {
   });
 });
 
+describe("DEAD without the guard when (almost) every unit is dead", () => {
+  const dead = (share: number, losses: number[], options: Record<string, unknown> = {}): string[] =>
+    new DeadUnitRule(makeConfig({ rules: { DEAD: { ...GUARD, ...options } } }).rules.DEAD)
+      .check(ctxFrom(losses.map((loss, step) => ({ step, layers: layers10({ act_zero_frac: share }), metrics: { train_loss: loss } })), 20))
+      .map((f) => f.rule);
+
+  it("reads a fall as noise from unguarded_from on (a dead MLP's 12.41, 13.63, 13.63, 13.23)", () => {
+    const noisy = [12.41, 13.63, 13.63, 13.23];
+    expect(dead(0.8, noisy)).toEqual([]); // guarded: fell 2.9 % over 2 steps
+    expect(dead(1, noisy)).toEqual(["dead_units"]);
+    expect(dead(0.96, [12.41])).toEqual(["dead_units"]); // no wait for three losses either
+    expect(dead(0.99, noisy, { unguarded_from: 1 })).toEqual([]);
+  });
+});
+
 describe("relativeFall", () => {
   it("is the fall over the window relative to where the curve was, negative when it rose", () => {
     expect(relativeFall([2, 1.5, 1], 2)).toBe(0.5);

@@ -4,10 +4,9 @@ the real service of this checkout.
     .venv/bin/python -m pytest test/e2e/demo -q -p no:cacheprovider
 
 Needs node_modules and a build (run.sh would install and build them if they were missing or stale, which is slow).
-With seed 10, the first 4 configurations hold one whose units die (pruned) and healthy ones (complete). Six epochs:
-VG, the first to stop it in the full demo (step 2), checks the first half of the run and needs three train losses
-(its progress guard); with four or five epochs its stage ends before step 2, and DEAD (two detections in a row under
-the same guard) misses the dead trial whenever its noisy loss happens to dip.
+With seed 10, the first 4 configurations hold one whose units die (pruned) and healthy ones (complete). Six epochs,
+so that VG, which stops it in the full demo (step 2), reaches step 2 within its stage (the first half of the run; its
+progress guard needs three train losses); DEAD stops it too (every unit dead: its guard does not apply).
 """
 from __future__ import annotations
 

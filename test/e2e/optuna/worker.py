@@ -24,7 +24,9 @@ CONFIGS = {
     "healthy": {"epochs": 3, "samples": 600, "backend": "wasm"},
     "healthy_tanh": {"epochs": 3, "samples": 600, "backend": "wasm", "activation": "tanh", "lr": 3e-3},
     "exploding": {"lr": 50, "optimizer": "sgd", "loss": "mse", "epochs": 4, "samples": 600},
-    "dying": {"lr": 50, "optimizer": "adam", "loss": "mse", "epochs": 4, "samples": 600},  # its units die (DEAD)
+    # its units die: six epochs, so that VG (first half of the run, three train losses for its progress guard) as
+    # well as DEAD (two detections in a row) have the steps to stop it before its last one
+    "dying": {"lr": 50, "optimizer": "adam", "loss": "mse", "epochs": 6, "samples": 600},
 }
 #: the ``node`` workers' configurations, by trial number
 NODE_ORDER = ["exploding", "healthy", "dying", "healthy_tanh"]
