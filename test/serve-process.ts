@@ -65,6 +65,19 @@ export function listeningAddress(line: string): string | undefined {
   return typeof address === "string" && address.startsWith("ws://") ? address : undefined;
 }
 
+/** Calls `onLine` with each whole line a child's output stream writes (UTF-8, without the newline). */
+export function onLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
+  let partial = "";
+  stream?.on("data", (chunk: Buffer) => {
+    partial += chunk.toString("utf8");
+    for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      onLine(line);
+    }
+  });
+}
+
 /** Starts the service; rejects, with what it said, when it exits before listening. */
 export function startService(options: StartOptions = {}): Promise<ServiceProcess> {
   const program = options.program ?? [CLI, "serve", "--port", String(options.port ?? 0), ...(options.args ?? [])];
@@ -78,24 +91,17 @@ export function startService(options: StartOptions = {}): Promise<ServiceProcess
   const errors: string[] = [];
   const exited = new Promise<ServiceExit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   return new Promise((resolve, reject) => {
-    let partial = "";
     let listening = false;
-    child.stderr?.on("data", (chunk: Buffer) => {
-      partial += chunk.toString("utf8");
-      let nl: number;
-      while ((nl = partial.indexOf("\n")) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        lines.push(line);
-        if (lines.length > keep) lines.shift();
-        options.onLine?.(line);
-        if (line.includes('"level":"error"') && errors.length < 100) errors.push(line);
-        const address = listening ? undefined : listeningAddress(line);
-        if (address !== undefined) {
-          listening = true;
-          const tail = (): string[] => lines.slice(-LOG_TAIL);
-          resolve({ child, pid: child.pid as number, url: address, port: Number(new URL(address).port), lines, exited, logTail: tail, errorLines: () => [...errors] });
-        }
+    onLines(child.stderr, (line) => {
+      lines.push(line);
+      if (lines.length > keep) lines.shift();
+      options.onLine?.(line);
+      if (line.includes('"level":"error"') && errors.length < 100) errors.push(line);
+      const address = listening ? undefined : listeningAddress(line);
+      if (address !== undefined) {
+        listening = true;
+        const tail = (): string[] => lines.slice(-LOG_TAIL);
+        resolve({ child, pid: child.pid as number, url: address, port: Number(new URL(address).port), lines, exited, logTail: tail, errorLines: () => [...errors] });
       }
     });
     void exited.then((exit) => reject(new Error(`the service exited before listening (${describeExit(exit)}): ${lines.join("\n")}`)));

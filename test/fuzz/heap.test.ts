@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import { onLines } from "../serve-process.js";
 import { HEAP_PROBE_NODE_ARGS, HeapProbe, liveMiB } from "./heap.js";
 
 // a process that, on each line of standard input, keeps ("keep") or drops ("drop") 40 MiB of arrays (128 numbers each) and then says "ready"
@@ -30,14 +31,7 @@ function startHolder(nodeArgs: string[]): { child: ChildProcess; probe: HeapProb
   const probe = new HeapProbe();
   const child = spawn(process.execPath, [...nodeArgs, "-e", HOLDER], { stdio: ["pipe", "pipe", "pipe"] });
   children.push(child);
-  let partial = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    partial += chunk.toString("utf8");
-    for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
-      probe.onLine(partial.slice(0, nl));
-      partial = partial.slice(nl + 1);
-    }
-  });
+  onLines(child.stderr, probe.onLine);
   const readies: (() => void)[] = [];
   child.stdout?.on("data", (chunk: Buffer) => {
     for (const _ of chunk.toString("utf8").match(/ready\n/g) ?? []) readies.shift()?.();
