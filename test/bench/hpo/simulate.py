@@ -31,7 +31,7 @@ task-seeds; counts: summed; share of the ceiling: the mean of the tasks' shares)
 
 Usage (from the repository root, after ``npm run build`` and with .venv set up by ``npm run test:python``):
   .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz [--traces OTHER_TASK ...] [--traces-dir DIR]
-      [--loss-only-view] [--seeds 20] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
+      [--loss-only-view] [--seeds 20] [--jobs 1] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
       [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--explain] [--fresh-curve-fits]
       [--out-dir DIR] [--quiet]
 A task recorded in shards is given as one --traces with the files joined by "+".
@@ -444,41 +444,100 @@ class TaskResult:
     reasons: List[Tuple[RunResult, Mapping[int, str]]]
 
 
-def run_task(
-    task: Task, sampler: str, methods: Sequence[str], args: argparse.Namespace, make_bttackler: Optional[Callable[..., Method]], log: Callable[..., None]
-) -> TaskResult:
-    """Every method on every seed of one task with one sampler; the summaries carry their share of the task's ceiling.
-    Each method and seed gets its own sampler (the same seed): a method's stops steer a model-based one."""
-    trials = task.trials
-    epochs = task.epochs
-    oracles = foresight_oracles(trials)
+def task_plan(task: Task, methods: Sequence[str], args: argparse.Namespace) -> Tuple[List[str], Dict[str, Callable[[], Method]], float]:
+    """The methods that run on ``task`` (Curvefitting only where it is maximized, then the oracles), the oracles
+    and the budget: the time to run every recorded trial to the end on the workers, times ``--budget-frac``."""
+    oracles = foresight_oracles(task.trials)
     if not args.oracle:
         oracles = {CEILING: oracles[CEILING]}
-    budget = args.budget_frac * sum(sum(t.seconds) for t in trials) / args.workers
+    budget = args.budget_frac * sum(sum(t.seconds) for t in task.trials) / args.workers
     names = [m for m in methods if m != "nni-curvefitting" or task.goal.maximize] + list(oracles)
-    log(f"{task.name} ({sampler}): {len(trials)} trials x {epochs} epochs, {task.goal.metric} ({task.goal.direction}); {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}")
-    runs: Dict[str, List[RunResult]] = {m: [] for m in names}
-    reasons: List[Tuple[RunResult, Mapping[int, str]]] = []
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        factories = baseline_factories(seed, epochs, task.goal)
-        for m in names:
-            if m == "none":
-                method: Method = NoStopping()
-            elif m == "bttackler":
-                method = make_bttackler(seed, f"{task.name.replace(' ', '_')}-{sampler}")  # type: ignore[misc]
-            elif m in oracles:
-                method = oracles[m]()
-            else:
-                method = factories[m]()
-            t0 = time.perf_counter()
-            r = simulate(trials, SAMPLERS[sampler](trials, seed), method, args.workers, budget, seed)
-            runs[m].append(r)
-            if isinstance(method, BTTacklerMethod):
-                reasons.append((r, dict(method.reasons)))
-            log(f"{task.name} ({sampler}) seed {seed} {m:26s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
-    summaries = [summarize(m, runs[m], runs["none"], trials) for m in names if m != "none"]
+    return names, oracles, budget
+
+
+#: What one seed of one task gives: every method's run, and bttackler's run with its stop reasons (if it ran).
+SeedResult = Tuple[Dict[str, RunResult], Optional[Tuple[RunResult, Mapping[int, str]]]]
+
+
+def run_seed(
+    task: Task, sampler: str, methods: Sequence[str], args: argparse.Namespace, make_bttackler: Optional[Callable[..., Method]], seed: int, log: Callable[..., None]
+) -> SeedResult:
+    """Every method on one seed of one task with one sampler. Each method gets its own sampler (the same seed):
+    a method's stops steer a model-based one."""
+    names, oracles, budget = task_plan(task, methods, args)
+    factories = baseline_factories(seed, task.epochs, task.goal)
+    runs: Dict[str, RunResult] = {}
+    explained: Optional[Tuple[RunResult, Mapping[int, str]]] = None
+    for m in names:
+        if m == "none":
+            method: Method = NoStopping()
+        elif m == "bttackler":
+            method = make_bttackler(seed, f"{task.name.replace(' ', '_')}-{sampler}")  # type: ignore[misc]
+        elif m in oracles:
+            method = oracles[m]()
+        else:
+            method = factories[m]()
+        t0 = time.perf_counter()
+        r = simulate(task.trials, SAMPLERS[sampler](task.trials, seed), method, args.workers, budget, seed)
+        runs[m] = r
+        if isinstance(method, BTTacklerMethod):
+            explained = (r, dict(method.reasons))
+        log(f"{task.name} ({sampler}) seed {seed} {m:26s} started {len(r.started):4d} completed {len(r.completed):4d} stopped {len(r.stopped):4d} ({time.perf_counter() - t0:.1f} s)")
+    return runs, explained
+
+
+def task_result(task: Task, sampler: str, methods: Sequence[str], args: argparse.Namespace, per_seed: Sequence[SeedResult]) -> TaskResult:
+    """The seeds of one task and sampler, in seed order, summarized; the summaries carry their share of the task's ceiling."""
+    names, _, budget = task_plan(task, methods, args)
+    runs: Dict[str, List[RunResult]] = {m: [seed_runs[m] for seed_runs, _ in per_seed] for m in names}
+    reasons = [explained for _, explained in per_seed if explained is not None]
+    summaries = [summarize(m, runs[m], runs["none"], task.trials) for m in names if m != "none"]
     with_ceiling_share(summaries)
     return TaskResult(task, sampler, budget, runs, summaries, reasons)
+
+
+class _SeedJobs:
+    """Runs (task, sampler, seed) jobs in ``jobs`` forked processes; each process starts its own bttackler service
+    (if bttackler is among the methods) and keeps its Curvefitting fits across the jobs it runs. The results do not
+    depend on the number of processes: every run is seeded, and each bttackler run has a study of its own."""
+
+    _tasks: Sequence[Task] = ()
+    _methods: Sequence[str] = ()
+    _args: Optional[argparse.Namespace] = None
+    _config: Optional[Mapping[str, Any]] = None
+    _log: Callable[..., None] = staticmethod(lambda *a: None)
+    _make: Optional[Callable[..., Method]] = None
+
+    @classmethod
+    def _init(cls) -> None:
+        if "bttackler" in cls._methods:
+            make, close = bttackler_session(cls._config)
+            cls._make = make
+            import multiprocessing.util
+
+            multiprocessing.util.Finalize(None, close, exitpriority=10)
+
+    @classmethod
+    def _run(cls, job: Tuple[int, str, int]) -> SeedResult:
+        task, sampler, seed = job
+        assert cls._args is not None
+        return run_seed(cls._tasks[task], sampler, cls._methods, cls._args, cls._make, seed, cls._log)
+
+    @classmethod
+    def run(
+        cls, tasks: Sequence[Task], samplers: Sequence[str], methods: Sequence[str], args: argparse.Namespace, config: Optional[Mapping[str, Any]], log: Callable[..., None]
+    ) -> List[TaskResult]:
+        import multiprocessing
+
+        cls._tasks, cls._methods, cls._args, cls._config, cls._log = tasks, methods, args, config, log
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        jobs = [(t, sampler, seed) for sampler in samplers for t in range(len(tasks)) for seed in seeds]
+        with multiprocessing.get_context("fork").Pool(args.jobs, initializer=cls._init) as pool:
+            done = pool.map(cls._run, jobs, chunksize=1)
+        by_job = dict(zip(jobs, done))
+        return [
+            task_result(tasks[t], sampler, methods, args, [by_job[(t, sampler, seed)] for seed in seeds]) for sampler in samplers for t in range(len(tasks))
+        ]
 
 
 def load_tasks(specs: Sequence[str], parity: Optional[str], loss_only_view: bool) -> List[Task]:
@@ -510,6 +569,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--seeds", type=int, default=20, help="seeds of the samplers (default 20)")
     ap.add_argument("--first-seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--jobs", type=int, default=1, help="seeds simulated side by side in this many processes (default 1; the results are the same)")
     ap.add_argument("--budget-frac", type=float, default=0.3, help="budget as a fraction of the time to run every recorded trial to the end on the workers")
     ap.add_argument("--methods", default=",".join(ALL_METHODS))
     ap.add_argument("--bttackler-config", default=None, help="study config (JSON) for bttackler; default: the service's defaults")
@@ -532,6 +592,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for name, value, ok in [
         ("--seeds", args.seeds, args.seeds >= 1),
         ("--workers", args.workers, args.workers >= 1),
+        ("--jobs", args.jobs, args.jobs >= 1),
         ("--budget-frac", args.budget_frac, 0 < args.budget_frac <= 1),
     ]:
         if not ok:
@@ -560,15 +621,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     if "nni-curvefitting" in methods and not args.fresh_curve_fits:
         cache_curve_fits()
-    make_bttackler, close_bttackler = bttackler_session(config) if "bttackler" in methods else (None, lambda: None)
-    results: List[TaskResult] = []
     started = time.perf_counter()
-    try:
-        for sampler in samplers:
-            for task in tasks:
-                results.append(run_task(task, sampler, methods, args, make_bttackler, log))
-    finally:
-        close_bttackler()
+    for task in tasks:
+        _, _, budget = task_plan(task, methods, args)
+        log(f"{task.name}: {len(task.trials)} trials x {task.epochs} epochs, {task.goal.metric} ({task.goal.direction}); {args.workers} workers; budget {budget:.0f} s; seeds {args.seeds}")
+    if args.jobs > 1:
+        results = _SeedJobs.run(tasks, samplers, methods, args, config, log)
+    else:
+        make_bttackler, close_bttackler = bttackler_session(config) if "bttackler" in methods else (None, lambda: None)
+        try:
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            results = [
+                task_result(task, sampler, methods, args, [run_seed(task, sampler, methods, args, make_bttackler, seed, log) for seed in seeds])
+                for sampler in samplers
+                for task in tasks
+            ]
+        finally:
+            close_bttackler()
     text = ""
     for r in results:
         none_completed = fmt_ci([len(x.completed) for x in r.runs["none"]])

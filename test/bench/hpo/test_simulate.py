@@ -2,6 +2,7 @@
 to the real Optuna, NNI and bttackler, and a smoke run on the committed traces."""
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -223,3 +224,27 @@ def test_smoke_every_method_on_the_committed_traces(tmp_path, capsys):
     for m in sim.ALL_METHODS[1:]:
         assert f"| {m} |" in out
     assert (tmp_path / "best-so-far-mnist-mlp-random.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not os.path.exists(TRACES), reason="no committed traces yet")
+def test_jobs_change_the_time_taken_not_the_results(tmp_path):
+    """Seeds run side by side in forked processes, each with its own service, give the same runs as one process."""
+
+    def runs(jobs: int) -> dict:
+        out = tmp_path / f"jobs{jobs}"
+        args = ["--traces", TRACES, "--seeds", "3", "--budget-frac", "0.05", "--samplers", "random,tpe", "--quiet"]
+        args += ["--methods", "none,bttackler,optuna-median", "--jobs", str(jobs), "--out-dir", str(out)]
+        assert sim.main(args) == 0
+        with open(out / "runs.json") as f:
+            data = json.load(f)
+        for by_method in data.values():
+            for rs in by_method.values():
+                for r in rs:
+                    r.pop("decide_seconds")
+        return data
+
+    one, three = runs(1), runs(3)
+    assert set(one) == {"mnist-mlp (random)", "mnist-mlp (tpe)"}
+    assert [r["seed"] for r in three["mnist-mlp (tpe)"]["bttackler"]] == [1, 2, 3]
+    assert any(r["stopped"] for r in one["mnist-mlp (random)"]["bttackler"])
+    assert three == one
