@@ -140,6 +140,10 @@ class BTTacklerMethod(Method):
         self._client.end_trial(self._study, str(trial.index), "complete" if completed else "pruned")
 
 
+#: Curvefitting judges a trial from this many reported values on (NNI's documented example).
+CURVEFITTING_START_STEP = 6
+
+
 def baseline_factories(seed: int, epochs: int, goal: Objective = Objective()) -> Dict[str, Callable[[], Method]]:
     """Every built-in baseline, with the defaults their documentation gives (a few need a choice; it is stated),
     in the task's direction. NNI's Curvefitting assumes a maximized, positive metric (it prunes below
@@ -173,7 +177,7 @@ def baseline_factories(seed: int, epochs: int, goal: Objective = Objective()) ->
     }
     if goal.maximize:
         factories["nni-curvefitting"] = lambda: NNIAssessorMethod(
-            "nni-curvefitting", CurvefittingAssessor(epoch_num=epochs, start_step=6, threshold=0.95, gap=1)
+            "nni-curvefitting", CurvefittingAssessor(epoch_num=epochs, start_step=CURVEFITTING_START_STEP, threshold=0.95, gap=1)
         )
     return factories
 
@@ -209,3 +213,30 @@ def cache_curve_fits() -> None:
     if module.CurveModel is not CachedCurveModel:
         CachedCurveModel.model = module.CurveModel
         module.CurveModel = CachedCurveModel
+
+
+def _seed_numpy() -> None:
+    """Each forked process its own draws (NNI's fit samples from the global NumPy state)."""
+    import numpy
+
+    numpy.random.seed(None)
+
+
+def _fit_curve(key: Tuple[int, Tuple[float, ...]]) -> Any:
+    target, history = key
+    return CachedCurveModel.model(target).predict(list(history))
+
+
+def prefit_curves(trials: Sequence[Trial], epochs: int, start_step: int, jobs: int) -> int:
+    """Fill the cache of ``CachedCurveModel`` (after ``cache_curve_fits``) with a fit of every history the
+    Curvefitting assessor of ``baseline_factories`` can be asked about on these trials (each trial's first
+    ``start_step`` .. ``epochs - 1`` values), in ``jobs`` forked processes: one fit per history, as the cache
+    would make lazily, so processes forked afterwards share them. Returns how many fits it made."""
+    import multiprocessing
+
+    keys = sorted(
+        {(epochs, tuple(t.objective[:k])) for t in trials for k in range(start_step, min(len(t.objective), epochs - 1) + 1)} - set(CachedCurveModel.fits)
+    )
+    with multiprocessing.get_context("fork").Pool(jobs, initializer=_seed_numpy) as pool:
+        CachedCurveModel.fits.update(zip(keys, pool.map(_fit_curve, keys, chunksize=4)))
+    return len(keys)

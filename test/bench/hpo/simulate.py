@@ -55,6 +55,7 @@ sys.path.insert(0, HERE)
 
 from methods import (  # noqa: E402
     CEILING,
+    CURVEFITTING_START_STEP,
     BTTacklerMethod,
     CachedCurveModel,
     Method,
@@ -62,6 +63,7 @@ from methods import (  # noqa: E402
     baseline_factories,
     cache_curve_fits,
     foresight_oracles,
+    prefit_curves,
 )
 from samplers import SAMPLERS  # noqa: E402
 from traces import Task, Trial, load_task, load_traces, loss_only_view, top_quartile_cut  # noqa: E402
@@ -621,6 +623,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     if "nni-curvefitting" in methods and not args.fresh_curve_fits:
         cache_curve_fits()
+        if args.jobs > 1:
+            for task in tasks:
+                if task.goal.maximize:
+                    t0 = time.perf_counter()
+                    n = prefit_curves(task.trials, task.epochs, CURVEFITTING_START_STEP, args.jobs)
+                    log(f"{task.name}: {n} Curvefitting histories fitted in {time.perf_counter() - t0:.0f} s")
     started = time.perf_counter()
     for task in tasks:
         _, _, budget = task_plan(task, methods, args)

@@ -22,6 +22,7 @@ from methods import (  # noqa: E402
     OptunaPrunerMethod,
     cache_curve_fits,
     foresight_oracles,
+    prefit_curves,
 )
 from traces import Trial, parse_traces  # noqa: E402
 
@@ -178,6 +179,21 @@ def test_nni_curve_fits_are_made_once_per_history_and_the_assessor_still_decides
     # the same fit against a lower bar: the assessor's own comparison decides
     assert assessor(0.3).assess_trial("c", flat) == AssessResult.Good
     assert (len(CachedCurveModel.fits), CachedCurveModel.calls) == (fits + 1, calls + 3)
+
+
+def test_curve_fits_made_ahead_in_processes_are_the_ones_the_assessor_asks_for():
+    cache_curve_fits()
+    trials = [trial(i, [0.1 * (i + 1) + 0.01 * e for e in range(8)]) for i in range(3)]
+    assert prefit_curves(trials, 8, 6, jobs=2) == 6  # each trial's first 6 and first 7 values
+    assert prefit_curves(trials, 8, 6, jobs=2) == 0  # already there
+    fits, calls = len(CachedCurveModel.fits), CachedCurveModel.calls
+    from nni.algorithms.hpo.curvefitting_assessor import CurvefittingAssessor
+
+    method = NNIAssessorMethod("nni-curvefitting", CurvefittingAssessor(epoch_num=8, start_step=6, threshold=0.95, gap=1))
+    r = sim.simulate(trials, [2, 0, 1], method, workers=1, budget=1e9, seed=1)
+    # trials 0 and 1, far below trial 2, are judged at their sixth value and stopped, with the fits made ahead
+    assert sorted((i, e) for _, i, e in r.stopped) == [(0, 5), (1, 5)]
+    assert CachedCurveModel.calls - calls == 2 and len(CachedCurveModel.fits) == fits
 
 
 def test_bttackler_stops_a_non_finite_trial_through_the_real_service():
