@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from base import Method, NoStopping  # noqa: F401 - re-exported: the simulator and tests import them from here
@@ -213,6 +214,30 @@ def cache_curve_fits() -> None:
     if module.CurveModel is not CachedCurveModel:
         CachedCurveModel.model = module.CurveModel
         module.CurveModel = CachedCurveModel
+
+
+def load_curve_fits(path: str) -> int:
+    """Add the curve fits saved by ``save_curve_fits`` in ``path`` (if it exists) to the cache of
+    ``CachedCurveModel``; returns how many it read."""
+    import pickle
+
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        fits = pickle.load(f)
+    CachedCurveModel.fits.update(fits)
+    return len(fits)
+
+
+def save_curve_fits(path: str) -> None:
+    """Write every curve fit of the cache to ``path`` (a pickle, replaced whole), for a later run's
+    ``load_curve_fits``."""
+    import pickle
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(dict(CachedCurveModel.fits), f)
+    os.replace(tmp, path)
 
 
 def _seed_numpy() -> None:

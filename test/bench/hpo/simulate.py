@@ -33,7 +33,7 @@ Usage (from the repository root, after ``npm run build`` and with .venv set up b
   .venv/bin/python test/bench/hpo/simulate.py --traces test/bench/traces/mnist-mlp.jsonl.gz [--traces OTHER_TASK ...] [--traces-dir DIR]
       [--loss-only-view] [--seeds 20] [--jobs 1] [--workers 4] [--budget-frac 0.3] [--methods none,bttackler,...]
       [--bttackler-config '{"rules": ...}'] [--parity even|odd] [--oracle] [--explain] [--fresh-curve-fits]
-      [--out-dir DIR] [--quiet]
+      [--curve-fits FILE] [--out-dir DIR] [--quiet]
 A task recorded in shards is given as one --traces with the files joined by "+".
 """
 from __future__ import annotations
@@ -63,7 +63,9 @@ from methods import (  # noqa: E402
     baseline_factories,
     cache_curve_fits,
     foresight_oracles,
+    load_curve_fits,
     prefit_curves,
+    save_curve_fits,
 )
 from samplers import SAMPLERS  # noqa: E402
 from traces import Task, Trial, load_task, load_traces, loss_only_view, top_quartile_cut  # noqa: E402
@@ -583,6 +585,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help="nni-curvefitting: fit the curves anew at every call, as NNI does, instead of once per distinct history (slow)",
     )
     ap.add_argument(
+        "--curve-fits",
+        metavar="FILE",
+        default=None,
+        help="nni-curvefitting: start from the curve fits saved in FILE (if it exists) and save them there with the new ones, after each task's fits and at the end",
+    )
+    ap.add_argument(
         "--explain",
         action="store_true",
         help="after each task's table, list the top-quartile trials bttackler stopped, with the step, the number of seeds and its reason",
@@ -621,14 +629,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"too few trials in {task.name}: {len(task.trials)}", file=sys.stderr)
             return 2
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    if "nni-curvefitting" in methods and not args.fresh_curve_fits:
+    keep_fits = "nni-curvefitting" in methods and not args.fresh_curve_fits
+    if keep_fits:
         cache_curve_fits()
+        if args.curve_fits:
+            log(f"nni-curvefitting: {load_curve_fits(args.curve_fits)} curve fits read from {args.curve_fits}")
         if args.jobs > 1:
             for task in tasks:
                 if task.goal.maximize:
                     t0 = time.perf_counter()
                     n = prefit_curves(task.trials, task.epochs, CURVEFITTING_START_STEP, args.jobs)
                     log(f"{task.name}: {n} Curvefitting histories fitted in {time.perf_counter() - t0:.0f} s")
+                    if args.curve_fits and n:
+                        save_curve_fits(args.curve_fits)
     started = time.perf_counter()
     for task in tasks:
         _, _, budget = task_plan(task, methods, args)
@@ -670,6 +683,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log(f"simulated in {time.perf_counter() - started:.0f} s")
     if CachedCurveModel.calls:
         log(f"nni-curvefitting: {CachedCurveModel.calls} predictions from {len(CachedCurveModel.fits)} curve fits")
+    if keep_fits and args.curve_fits and args.jobs == 1:
+        save_curve_fits(args.curve_fits)
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
         with open(os.path.join(args.out_dir, "results.md"), "w") as f:

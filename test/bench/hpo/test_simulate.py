@@ -22,7 +22,9 @@ from methods import (  # noqa: E402
     OptunaPrunerMethod,
     cache_curve_fits,
     foresight_oracles,
+    load_curve_fits,
     prefit_curves,
+    save_curve_fits,
 )
 from traces import Trial, parse_traces  # noqa: E402
 
@@ -181,7 +183,7 @@ def test_nni_curve_fits_are_made_once_per_history_and_the_assessor_still_decides
     assert (len(CachedCurveModel.fits), CachedCurveModel.calls) == (fits + 1, calls + 3)
 
 
-def test_curve_fits_made_ahead_in_processes_are_the_ones_the_assessor_asks_for():
+def test_curve_fits_made_ahead_in_processes_are_the_ones_the_assessor_asks_for(tmp_path):
     cache_curve_fits()
     trials = [trial(i, [0.1 * (i + 1) + 0.01 * e for e in range(8)]) for i in range(3)]
     assert prefit_curves(trials, 8, 6, jobs=2) == 6  # each trial's first 6 and first 7 values
@@ -194,6 +196,14 @@ def test_curve_fits_made_ahead_in_processes_are_the_ones_the_assessor_asks_for()
     # trials 0 and 1, far below trial 2, are judged at their sixth value and stopped, with the fits made ahead
     assert sorted((i, e) for _, i, e in r.stopped) == [(0, 5), (1, 5)]
     assert CachedCurveModel.calls - calls == 2 and len(CachedCurveModel.fits) == fits
+    # saved and read back, the fits spare a later run its fitting
+    path = str(tmp_path / "fits.pickle")
+    save_curve_fits(path)
+    made = dict(CachedCurveModel.fits)
+    CachedCurveModel.fits.clear()
+    assert load_curve_fits(path) == fits and CachedCurveModel.fits == made
+    assert prefit_curves(trials, 8, 6, jobs=2) == 0
+    assert load_curve_fits(str(tmp_path / "absent.pickle")) == 0
 
 
 def test_bttackler_stops_a_non_finite_trial_through_the_real_service():
