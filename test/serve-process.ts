@@ -68,8 +68,8 @@ export function listeningAddress(line: string): string | undefined {
 /** Calls `onLine` with each whole line a child's output stream writes (UTF-8, without the newline). */
 export function onLines(stream: NodeJS.ReadableStream | null | undefined, onLine: (line: string) => void): void {
   let partial = "";
-  stream?.on("data", (chunk: Buffer) => {
-    partial += chunk.toString("utf8");
+  stream?.on("data", (chunk: Buffer | string) => {
+    partial += typeof chunk === "string" ? chunk : chunk.toString("utf8");
     for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
       const line = partial.slice(0, nl);
       partial = partial.slice(nl + 1);

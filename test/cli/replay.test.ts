@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { onLines } from "../serve-process.js";
 import { CLI } from "../service/harness.js";
 import { runCli as run } from "./run-cli.js";
 
@@ -64,17 +65,10 @@ describe("bttackler replay (child process)", () => {
     const proc = child;
     const pending: ((line: string) => void)[] = [];
     const ready: string[] = [];
-    let partial = "";
-    proc.stdout.on("data", (d: Buffer) => {
-      partial += d.toString();
-      let nl: number;
-      while ((nl = partial.indexOf("\n")) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        const waiter = pending.shift();
-        if (waiter) waiter(line);
-        else ready.push(line);
-      }
+    onLines(proc.stdout, (line) => {
+      const waiter = pending.shift();
+      if (waiter) waiter(line);
+      else ready.push(line);
     });
     const next = (): Promise<string> =>
       ready.length > 0 ? Promise.resolve(ready.shift() as string) : new Promise((resolve) => pending.push(resolve));

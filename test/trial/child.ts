@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll } from "vitest";
+import { onLines } from "../serve-process.js";
 
 export const TRAIN_SCRIPT = fileURLToPath(new URL("./fixtures/train.mjs", import.meta.url));
 
@@ -39,19 +40,13 @@ export function runTrain(plan: unknown, env: Record<string, string> = {}, stdio:
   const events: ChildEvent[] = [];
   const waiters: { name: string; resolve: (e: ChildEvent) => void }[] = [];
   let err = "";
-  let partial = "";
   child.stderr?.on("data", (d: Buffer) => (err += d.toString()));
-  child.stdout?.on("data", (d: Buffer) => {
-    partial += d.toString();
-    let nl: number;
-    while ((nl = partial.indexOf("\n")) >= 0) {
-      const event = JSON.parse(partial.slice(0, nl)) as ChildEvent;
-      partial = partial.slice(nl + 1);
-      events.push(event);
-      for (const w of waiters.filter((x) => x.name === event.event)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(event);
-      }
+  onLines(child.stdout, (line) => {
+    const event = JSON.parse(line) as ChildEvent;
+    events.push(event);
+    for (const w of waiters.filter((x) => x.name === event.event)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve(event);
     }
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

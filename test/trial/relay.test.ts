@@ -8,6 +8,7 @@ import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { onLines } from "../serve-process.js";
 import { runTrain, warnings, type TrainChild } from "./child.js";
 
 const STDIO = ["ignore", "pipe", "pipe", "pipe"] as const;
@@ -18,17 +19,11 @@ function relay(run: TrainChild): { lines: string[]; nextLine: () => Promise<stri
   const socket = run.child.stdio[3] as Socket;
   const lines: string[] = [];
   const waiters: ((line: string) => void)[] = [];
-  let partial = "";
   let read = 0;
   socket.setEncoding("utf8");
-  socket.on("data", (chunk: string) => {
-    partial += chunk;
-    let nl: number;
-    while ((nl = partial.indexOf("\n")) >= 0) {
-      lines.push(partial.slice(0, nl));
-      partial = partial.slice(nl + 1);
-      waiters.shift()?.(lines[read++] as string);
-    }
+  onLines(socket, (line) => {
+    lines.push(line);
+    waiters.shift()?.(lines[read++] as string);
   });
   socket.on("error", () => {});
   const ended = new Promise<void>((resolve) => socket.on("end", () => resolve()));
