@@ -25,7 +25,9 @@ Per method and seed, against ``none`` (no stopping) on the same order:
 - top-quartile stops: stopped trials whose unstopped final objective is in the top quartile of
   all recorded trials of the task, over the top-quartile trials started; hopeless caught:
   hopeless trials (non-finite, or a final objective no better than the task's ``hopeless_at``:
-  chance accuracy, the constant predictor's loss) stopped before half their epochs, over those started.
+  chance accuracy, the constant predictor's loss) stopped before half their epochs, over those started
+  that had the chance: a trial the budget's end cut off before it reached half its epochs, unstopped,
+  counts neither way.
 The pooled table puts every task's seeds together (TSBA and hit ratio: the mean over all
 task-seeds; counts: summed; share of the ceiling: the mean of the tasks' shares).
 
@@ -88,6 +90,8 @@ class RunResult:
     completed: List[Tuple[float, int, float]] = field(default_factory=list)
     #: (time, trial index, epoch at which it was stopped)
     stopped: List[Tuple[float, int, int]] = field(default_factory=list)
+    #: (trial index, epochs it had run) of the trials still running when the budget ran out
+    unfinished: List[Tuple[int, int]] = field(default_factory=list)
     decide_seconds: float = 0.0
 
 
@@ -129,8 +133,9 @@ def simulate(trials: Sequence[Trial], order: Any, method: Method, workers: int, 
         start_next(w, 0.0)
     while events:
         now, worker, position, epoch = heapq.heappop(events)
-        if now > budget:
-            break  # this and every later epoch end after the budget: those trials never finish
+        if now > budget:  # this and every later epoch end after the budget: those trials never finish
+            result.unfinished = sorted((trials[p].index, e) for _, _, p, e in [(now, worker, position, epoch), *events])
+            break
         trial = trials[position]
         last = epoch == trial.epochs - 1
         if last:
@@ -270,12 +275,13 @@ def summarize(name: str, runs: Sequence[RunResult], baselines: Sequence[RunResul
         s.stopped.append(len(run.stopped))
         s.false_kills.append(len(false_kills(run, base, by_index)))
         stopped_at = {i: e for _, i, e in run.stopped}
+        cut_short = {i for i, epochs_run in run.unfinished if epochs_run < by_index[i].epochs // 2}
         for i in run.started:
             t = by_index[i]
             if t.final_score >= q75:
                 s.top_quartile_started += 1
                 s.top_quartile_stopped += i in stopped_at
-            if t.hopeless:
+            if t.hopeless and i not in cut_short:
                 s.hopeless_started += 1
                 s.hopeless_caught += i in stopped_at and stopped_at[i] < t.epochs // 2
         s.decide_ms += run.decide_seconds * 1000

@@ -84,6 +84,20 @@ def test_a_stopped_trial_frees_its_worker_at_once_and_the_last_epoch_is_never_ju
     assert (0, False) in m.ended and (1, True) in m.ended
 
 
+def test_a_hopeless_trial_the_budget_cut_off_before_mid_training_counts_neither_way():
+    # four hopeless trials of 8 epochs on 2 workers: 0 and 1 end at 8 s; then 2 (1 s an epoch) and 3 (3 s an epoch)
+    trials = [trial(i, [0.1] * 8, seconds=3.0 if i == 3 else 1.0) for i in range(4)]
+    base = sim.simulate(trials, [0, 1, 2, 3], NoStopping(), workers=2, budget=13.0, seed=1)
+    assert base.unfinished == [(2, 5), (3, 1)]  # 2 is past its mid-training, 3 had one epoch when the budget ran out
+    s = sim.summarize("none", [base], [base], trials)
+    assert (s.hopeless_caught, s.hopeless_started) == (0, 3)  # 0, 1 and 2 missed; 3 never had the chance
+    # trial 0 stopped at 2 s: 2 runs on worker 0 from 2 s to 10 s, 3 on worker 1 from 8 s (one epoch by 13 s)
+    run = sim.simulate(trials, [0, 1, 2, 3], StopAt({0: 1}), workers=2, budget=13.0, seed=1)
+    assert run.unfinished == [(3, 1)]
+    s = sim.summarize("stop-at", [run], [base], trials)
+    assert (s.hopeless_caught, s.hopeless_started) == (1, 3)
+
+
 def run_result(completed, stopped=(), started=None, method="m"):
     r = sim.RunResult(method=method, seed=1, budget=100.0)
     r.completed = list(completed)
