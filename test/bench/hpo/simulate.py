@@ -322,8 +322,8 @@ def fmt_ci(values: Sequence[float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{m:.{digits}f} ± {h:.{digits}f}" if not math.isnan(h) else f"{m:.{digits}f}"
 
 
-def table(summaries: Sequence[MethodSummary], seeds: int) -> str:
-    """``seeds``: the runs behind each row (seeds x tasks for the pooled table)."""
+def table(summaries: Sequence[MethodSummary]) -> str:
+    """One row per method; its counts are over its own runs (seeds x the tasks it ran on, in the pooled table)."""
     head = (
         "| method | TSBA vs none, % | share of the ceiling's TSBA, % | seeds not reaching none's best | TSBA median over all seeds, % "
         "| Top-10 hit ratio vs none, % | trials completed | trials stopped | false kills (top-10 trials stopped) "
@@ -335,6 +335,7 @@ def table(summaries: Sequence[MethodSummary], seeds: int) -> str:
         med = median_tsba(s.tsba_per_seed)
         med_text = "not reached" if med == -math.inf else "n/a" if math.isnan(med) else f"{med:.1f}"
         share = f"{100 * statistics.fmean(s.ceiling_share):.0f}" if s.ceiling_share else "n/a"
+        seeds = len(s.tsba_per_seed)
         rows.append(
             f"| {s.method} | {fmt_ci(s.tsba) if s.tsba else 'n/a'} | {share} | {s.tsba_missed}/{seeds} | {med_text} | {fmt_ci(s.hit, 100)} | {fmt_ci(s.completed)} "
             f"| {fmt_ci(s.stopped)} | {sum(s.false_kills)} in {seeds} runs ({fmt_ci(s.false_kills, digits=2)} per run) "
@@ -672,7 +673,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             f"## {r.task.name}, {SAMPLER_NAMES[r.sampler]}\n\n{len(r.task.trials)} recorded trials x {r.task.epochs} epochs; objective {r.task.goal.metric} "
             f"({r.task.goal.direction}), hopeless at {r.task.goal.hopeless_at:g}; {SAMPLER_NAMES[r.sampler]}, {args.workers} workers, budget {r.budget:.0f} s "
             f"({args.budget_frac:g} of running every trial to the end); seeds {args.first_seed}-{args.first_seed + args.seeds - 1}; "
-            f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n" + table(r.summaries, args.seeds) + "\n"
+            f"none completed {none_completed} trials per seed. Mean ± 95 % interval over seeds.\n\n" + table(r.summaries) + "\n"
         )
         if args.explain and r.reasons:
             text += "bttackler: " + explain_top_quartile_stops(r.task.trials, r.reasons) + "\n\n"
@@ -681,8 +682,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if len(group) > 1:
             text += (
                 f"## pooled, {SAMPLER_NAMES[sampler]}: {len(group)} tasks ({', '.join(r.task.name for r in group)})\n\n"
-                f"Every task's seeds together ({args.seeds} x {len(group)} runs per method); share of the ceiling: the mean of the tasks' shares.\n\n"
-                + table(pool([r.summaries for r in group]), args.seeds * len(group))
+                f"Every task's seeds together ({args.seeds} x {len(group)} runs per method; a method run on fewer tasks, over its own runs); "
+                f"share of the ceiling: the mean of the tasks' shares.\n\n"
+                + table(pool([r.summaries for r in group]))
                 + "\n"
             )
     print(text)

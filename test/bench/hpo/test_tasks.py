@@ -101,8 +101,12 @@ def test_pooled_table_sums_counts_over_tasks_and_averages_the_ceiling_shares():
     assert p.tsba == [40.0, 20.0] and p.tsba_missed == 1 and p.top_quartile_stopped == 1 and p.top_quartile_started == 90
     assert p.ceiling_share == [0.8, 0.4] and not p.safe  # a top-10 trial stopped in b
     assert a.safe and a.tsba == [40.0]  # the inputs are not changed
-    row = sim.table([p], 3).splitlines()[2]
-    assert "| bttackler | 30.0 ± " in row and "| 60 |" in row and "| 1/3 |" in row and row.endswith("| no |")
+    row = sim.table([p]).splitlines()[2]
+    assert "| bttackler | 30.0 ± " in row and "| 60 |" in row and "| 1/3 |" in row and "| 1 in 3 runs (" in row and row.endswith("| no |")
+    # a method that ran on one of the two tasks (Curvefitting on a maximized one) is counted over its own runs
+    c = sim.MethodSummary("nni-curvefitting", [10.0], 0, [10.0], [0.6], [10], [20], [5], [2], 3, 50, 9, 10, 0.1)
+    _, q = sim.pool([[a, c], [b]])
+    assert "| 0/1 |" in sim.table([q]) and "| 2 in 1 runs (" in sim.table([q])
 
 
 def test_tpe_proposes_every_recorded_configuration_once_learns_from_the_outcomes_and_is_seeded():
