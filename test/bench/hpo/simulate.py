@@ -335,10 +335,10 @@ def table(summaries: Sequence[MethodSummary]) -> str:
         med = median_tsba(s.tsba_per_seed)
         med_text = "not reached" if med == -math.inf else "n/a" if math.isnan(med) else f"{med:.1f}"
         share = f"{100 * statistics.fmean(s.ceiling_share):.0f}" if s.ceiling_share else "n/a"
-        seeds = len(s.tsba_per_seed)
+        runs = len(s.tsba_per_seed)
         rows.append(
-            f"| {s.method} | {fmt_ci(s.tsba) if s.tsba else 'n/a'} | {share} | {s.tsba_missed}/{seeds} | {med_text} | {fmt_ci(s.hit, 100)} | {fmt_ci(s.completed)} "
-            f"| {fmt_ci(s.stopped)} | {sum(s.false_kills)} in {seeds} runs ({fmt_ci(s.false_kills, digits=2)} per run) "
+            f"| {s.method} | {fmt_ci(s.tsba) if s.tsba else 'n/a'} | {share} | {s.tsba_missed}/{runs} | {med_text} | {fmt_ci(s.hit, 100)} | {fmt_ci(s.completed)} "
+            f"| {fmt_ci(s.stopped)} | {sum(s.false_kills)} in {runs} runs ({fmt_ci(s.false_kills, digits=2)} per run) "
             f"| {s.top_quartile_stopped}/{s.top_quartile_started} ({100 * s.top_quartile_stopped / max(1, s.top_quartile_started):.1f} %) "
             f"| {s.hopeless_caught}/{s.hopeless_started} ({100 * s.hopeless_caught / max(1, s.hopeless_started):.1f} %) "
             f"| {'yes' if s.safe else 'no'} |"
